@@ -1,0 +1,120 @@
+"""Per-run state of one installed cache: created when sampling starts, freed when it ends."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+
+from ..families.table import Family
+from .forward import ForwardContext, chunk_layout
+from .report import RunReport
+from .step_clock import StepClock
+
+log = logging.getLogger("CacheKit")
+
+
+class MethodRun(Protocol):
+    """What a method keeps for one sampling run (its per-branch caches)."""
+
+    def cache_bytes(self) -> int:
+        """Bytes of cached tensors held now."""
+
+    def close(self) -> None:
+        """Free every cached tensor."""
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """An installed cache: immutable settings that a node attaches to a cloned model.
+
+    key: the name of its wrappers and of its run state in transformer_options.
+    start_run: builds the method's per-run state (called once per sampling run).
+    """
+
+    key: str
+    method: str
+    family: Family
+    config: Any
+    start_run: Callable[["SamplingRun"], MethodRun]
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    node_id: str | None = None
+    on_report: Callable[[RunReport, "CacheSpec"], None] | None = None
+
+
+class SamplingRun:
+    """Everything one sampling run of one cache needs: clock, window, method state, report."""
+
+    def __init__(self, spec: CacheSpec, sample_sigmas: Sequence[float], percent_to_sigma: Callable[[float], float]) -> None:
+        self.spec = spec
+        self.clock = StepClock([float(s) for s in sample_sigmas])
+        self.start_sigma = float(percent_to_sigma(spec.start_percent))
+        self.end_sigma = float(percent_to_sigma(spec.end_percent))
+        self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps)
+        self.current: ForwardContext | None = None
+        self.disabled_reason: str | None = None
+        self._eval_key: tuple[int, float] | None = None
+        self._eval_state: dict[str, Any] = {}
+        self.method: MethodRun = spec.start_run(self)
+
+    def in_window(self, step: int) -> bool:
+        """Whether step `step` lies inside the start/end percent window."""
+        sigma = self.clock.sigma_of_step(step)
+        return self.start_sigma >= sigma > self.end_sigma
+
+    def disable(self, reason: str) -> None:
+        """Stop caching for the rest of this run (results stay exact), with one warning."""
+        if self.disabled_reason is None:
+            self.disabled_reason = reason
+            self.report.note = f"caching disabled: {reason}"
+            log.warning("CacheKit %s: %s; caching is off for this run.", self.spec.method, reason)
+
+    def begin_forward(self, transformer_options: dict, x: torch.Tensor, has_control: bool) -> ForwardContext:
+        """Open the context of one diffusion-model forward."""
+        sigmas = transformer_options.get("sigmas")
+        sigma = float(sigmas.reshape(-1)[0]) if isinstance(sigmas, torch.Tensor) else self.clock.sigma_of_step(0)
+        step = self.clock.step_at(sigma)
+        eval_key = (step, sigma)
+        first = eval_key != self._eval_key
+        if first:
+            self._eval_key = eval_key
+            self._eval_state = {}
+        chunks = chunk_layout(x.shape[0], transformer_options.get("cond_or_uncond"), transformer_options.get("uuids"))
+        may_cache = self.disabled_reason is None and not has_control
+        ctx = ForwardContext(
+            step=step,
+            sigma=sigma,
+            chunks=chunks,
+            may_cache=may_cache,
+            in_window=may_cache and self.in_window(step),
+            eval_key=eval_key,
+            first_of_eval=first,
+            eval_state=self._eval_state,
+        )
+        self.current = ctx
+        return ctx
+
+    def end_forward(self, ctx: ForwardContext) -> None:
+        """Close a forward: count what ran and how much cache is held."""
+        self.current = None
+        if ctx.aborted:
+            return
+        self.report.record_forward(ctx.step, ctx.blocks_total, ctx.blocks_computed)
+        self.report.note_cache_bytes(self.method.cache_bytes())
+
+    def finish(self) -> RunReport:
+        """End the run: log the report, hand it to the UI hook, free every cached tensor."""
+        self.method.close()
+        self.current = None
+        self._eval_state = {}
+        if self.report.forwards:
+            log.info(self.report.summary())
+            if self.spec.on_report is not None:
+                try:
+                    self.spec.on_report(self.report, self.spec)
+                except Exception:  # the UI must never break a finished run
+                    log.exception("CacheKit: could not send the run report to the UI")
+        return self.report
+

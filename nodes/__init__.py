@@ -1,0 +1,7 @@
+"""CacheKit's graph nodes: one module per node (schema, input checks, a call into cache_core)."""
+from __future__ import annotations
+
+from .first_block_cache import FIRST_BLOCK_CACHE_NODE
+from .node_def import NodeDef
+
+NODE_DEFS: tuple[NodeDef, ...] = (FIRST_BLOCK_CACHE_NODE,)
