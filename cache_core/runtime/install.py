@@ -50,19 +50,22 @@ def supported_family(model: Any, method: str) -> Family | None:
     return family
 
 
-def install_block_stack_cache(
+def install_cache(
     model: Any,
     *,
     key: str,
     method: str,
     config: Any,
     start_run: Callable[[SamplingRun], MethodRun],
+    patch_model: Callable[[Any, Family, str], None] | None = None,
     start_percent: float = 0.0,
     end_percent: float = 1.0,
+    unit: str = "blocks",
     node_id: str | None = None,
     on_report: Callable | None = None,
 ) -> Any:
-    """Return a clone of `model` whose block stack is skipped and replayed under `start_run`'s rule.
+    """Return a clone of `model` with a cache installed: the shared lifecycle wrappers under `key`,
+    plus whatever `patch_model(clone, family, key)` adds (block patches, attention overrides).
 
     Unsupported models come back unchanged (the same object), with one warning naming the family.
     """
@@ -72,7 +75,8 @@ def install_block_stack_cache(
         return model
     spec = CacheSpec(
         key=key, method=method, family=family, config=config, start_run=start_run,
-        start_percent=start_percent, end_percent=end_percent, node_id=node_id, on_report=on_report,
+        enabled=bool(getattr(config, "enabled", True)), start_percent=start_percent,
+        end_percent=end_percent, unit=unit, node_id=node_id, on_report=on_report,
     )
     patched = model.clone()
     for wrapper_type in (wrappers.OUTER_SAMPLE, wrappers.SAMPLER_SAMPLE, wrappers.DIFFUSION_MODEL):
@@ -80,11 +84,18 @@ def install_block_stack_cache(
     patched.add_wrapper_with_key(wrappers.OUTER_SAMPLE, key, OuterSampleHook(spec))
     patched.add_wrapper_with_key(wrappers.SAMPLER_SAMPLE, key, SamplerStepHook(key))
     patched.add_wrapper_with_key(wrappers.DIFFUSION_MODEL, key, DiffusionModelHook(key))
-    _install_block_hooks(patched, family, key)
+    if patch_model is not None:
+        patch_model(patched, family, key)
     return patched
 
 
-def _install_block_hooks(patched: Any, family: Family, key: str) -> None:
+def install_block_stack_cache(model: Any, **kwargs: Any) -> Any:
+    """`install_cache` for caches that skip the block stack and replay its residual (see block_stack)."""
+    return install_cache(model, patch_model=install_block_hooks, **kwargs)
+
+
+def install_block_hooks(patched: Any, family: Family, key: str) -> None:
+    """Put a StackBlockHook on every block of the family's block lists (keeping earlier patches)."""
     stack = [
         (block_list, index)
         for block_list in family.block_lists

@@ -21,6 +21,7 @@ class RunReport:
     method: str
     family: str
     total_steps: int
+    unit: str = "blocks"
     forwards: int = 0
     units_total: int = 0
     units_computed: int = 0
@@ -75,7 +76,7 @@ class RunReport:
         """The one log line for this run."""
         line = (
             f"CacheKit {self.method} [{self.family}]: computed {self.steps_computed}/{self.steps_evaluated} steps, "
-            f"{self.units_computed}/{self.units_total} blocks ({self.estimated_speedup:.2f}x est. speedup), "
+            f"{self.units_computed}/{self.units_total} {self.unit} ({self.estimated_speedup:.2f}x est. speedup), "
             f"cache held {format_bytes(self.peak_cache_bytes)}"
         )
         return f"{line}; {self.note}" if self.note else line
@@ -88,6 +89,7 @@ class RunReport:
             "total_steps": self.total_steps,
             "steps_computed": self.steps_computed,
             "steps_evaluated": self.steps_evaluated,
+            "unit": self.unit,
             "units_total": self.units_total,
             "units_computed": self.units_computed,
             "estimated_speedup": round(self.estimated_speedup, 3),

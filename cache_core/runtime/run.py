@@ -31,6 +31,8 @@ class CacheSpec:
 
     key: the name of its wrappers and of its run state in transformer_options.
     start_run: builds the method's per-run state (called once per sampling run).
+    enabled: False when the settings can never reuse anything (then nothing is cached at all).
+    unit: what the report counts in ForwardContext.blocks_total / blocks_computed.
     """
 
     key: str
@@ -38,8 +40,10 @@ class CacheSpec:
     family: Family
     config: Any
     start_run: Callable[["SamplingRun"], MethodRun]
+    enabled: bool = True
     start_percent: float = 0.0
     end_percent: float = 1.0
+    unit: str = "blocks"
     node_id: str | None = None
     on_report: Callable[[RunReport, "CacheSpec"], None] | None = None
 
@@ -52,7 +56,7 @@ class SamplingRun:
         self.clock = StepClock([float(s) for s in sample_sigmas])
         self.start_sigma = float(percent_to_sigma(spec.start_percent))
         self.end_sigma = float(percent_to_sigma(spec.end_percent))
-        self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps)
+        self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps, unit=spec.unit)
         self.current: ForwardContext | None = None
         self.disabled_reason: str | None = None
         self._eval_key: tuple[int, float] | None = None
@@ -82,7 +86,7 @@ class SamplingRun:
             self._eval_key = eval_key
             self._eval_state = {}
         chunks = chunk_layout(x.shape[0], transformer_options.get("cond_or_uncond"), transformer_options.get("uuids"))
-        may_cache = self.disabled_reason is None and not has_control
+        may_cache = self.spec.enabled and self.disabled_reason is None and not has_control
         ctx = ForwardContext(
             step=step,
             sigma=sigma,

@@ -1,0 +1,13 @@
+# Developer commands; see README.md.
+PYTHON ?= python3
+
+.PHONY: setup test demo
+
+setup:
+	$(PYTHON) tests/support/setup_env.py
+
+test: setup
+	$(PYTHON) -m pytest tests
+
+demo: setup
+	$(PYTHON) bench/demo.py
