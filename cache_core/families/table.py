@@ -41,6 +41,8 @@ class Family:
 
 
 FIRST_BLOCK_CACHE = "FirstBlockCache"
+MAG_CACHE = "MagCache"
+BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE})
 
 _FLUX_BLOCKS = (
     BlockList("double_blocks", "double_block", ("img", "txt")),
@@ -53,7 +55,7 @@ FAMILIES: tuple[Family, ...] = (
         module_class="comfy.ldm.flux.model.Flux",
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
-        methods=frozenset({FIRST_BLOCK_CACHE}),
+        methods=BLOCK_STACK_METHODS,
         notes="Flux dev, schnell and Kontext (reference latents ride along in the image stream).",
     ),
     Family(
@@ -61,20 +63,20 @@ FAMILIES: tuple[Family, ...] = (
         module_class="comfy.ldm.chroma.model.Chroma",
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
-        methods=frozenset({FIRST_BLOCK_CACHE}),
+        methods=BLOCK_STACK_METHODS,
     ),
     Family(
         name="HunyuanVideo",
         module_class="comfy.ldm.hunyuan_video.model.HunyuanVideo",
         block_lists=_FLUX_BLOCKS,
         joint_order=("img", "txt"),
-        methods=frozenset({FIRST_BLOCK_CACHE}),
+        methods=BLOCK_STACK_METHODS,
     ),
     Family(
         name="Wan",
         module_class="comfy.ldm.wan.model.WanModel",
         block_lists=(BlockList("blocks", "double_block", ("img",)),),
-        methods=frozenset({FIRST_BLOCK_CACHE}),
+        methods=BLOCK_STACK_METHODS,
         notes="Wan 2.1 and Wan 2.2 (5B, and each A14B expert as its own run).",
     ),
 )

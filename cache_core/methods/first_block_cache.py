@@ -71,10 +71,16 @@ class FirstBlockBranch:
 class FirstBlockCacheRun:
     """FirstBlockCache's state for one sampling run: a branch store and the skip streak."""
 
+    residual_from_head_input = False
+
     def __init__(self, config: FirstBlockCacheConfig) -> None:
         self.config = config
         self.branches: BranchStore[FirstBlockBranch] = BranchStore(FirstBlockBranch)
         self.consecutive_skips = 0
+
+    def skip_before_head(self, ctx: ForwardContext) -> None:
+        """FirstBlockCache decides after the head only."""
+        return None
 
     def skip_after_head(self, ctx: ForwardContext, head_in: dict[str, torch.Tensor], head_out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """Decide for this forward; on a skip return the residual to replay at the tail."""

@@ -20,7 +20,17 @@ BlockFn = Callable[[dict[str, Any]], Streams]
 
 
 class StackPolicy(Protocol):
-    """The decision rule of a block-stack cache (FirstBlockCache, MagCache)."""
+    """The decision rule of a block-stack cache (FirstBlockCache, MagCache).
+
+    residual_from_head_input: True when the cached residual spans the head too (MagCache decides
+    before the head runs); False when it starts at the head's output (FirstBlockCache decides
+    after the head ran, from the head's own residual).
+    """
+
+    residual_from_head_input: bool
+
+    def skip_before_head(self, ctx: ForwardContext) -> Streams | None:
+        """Before the head runs: the residual to replay at the tail to skip the whole stack, or None."""
 
     def skip_after_head(self, ctx: ForwardContext, head_in: Streams, head_out: Streams) -> Streams | None:
         """After the head ran: the residual to replay at the tail to skip the rest, or None to compute.
@@ -30,7 +40,7 @@ class StackPolicy(Protocol):
         """
 
     def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
-        """After a full computation: the residual from the head's output to the tail's output."""
+        """After a full computation: the residual the stack added, per stream in the tail's layout."""
 
 
 @dataclass
@@ -80,29 +90,30 @@ def walk_block(hook: StackBlockHook, policy: StackPolicy, ctx: ForwardContext, a
     """Run, skip or replay one block of the stack for the current forward."""
     ctx.blocks_total += 1
     state: StackState = ctx.scratch.setdefault("stack", StackState())
-    if state.replay is not None and not hook.is_head:
+    if hook.is_head and ctx.may_cache:
+        state.replay = policy.skip_before_head(ctx)
+    if state.replay is not None:
         if hook.is_tail:
             state.replayed = True
             return replay_residual(args, state.replay, hook.block_list)
         return {name: args[name] for name in hook.block_list.outputs}
 
     ctx.blocks_computed += 1
-    if not hook.is_head:
+    if not (hook.is_head and ctx.may_cache):
         out = compute(args)
-        if hook.is_tail and state.segment_start is not None:
-            policy.store_stack_residual(ctx, {k: out[k] - v for k, v in state.segment_start.items() if k in out})
-        return out
-
-    main_stream = hook.block_list.outputs[0]
-    head_in = {main_stream: args[main_stream].clone()} if ctx.may_cache else {}
-    out = compute(args)
-    if not ctx.may_cache or hook.is_tail:
-        return out
-    replay = policy.skip_after_head(ctx, head_in, out)
-    if replay is not None:
-        state.replay = replay
+    elif policy.residual_from_head_input:
+        state.segment_start = to_tail_layout(hook.family, hook.block_list, args)
+        out = compute(args)
     else:
-        state.segment_start = to_tail_layout(hook.family, hook.block_list, out)
+        main_stream = hook.block_list.outputs[0]
+        head_in = {main_stream: args[main_stream].clone()}
+        out = compute(args)
+        if not hook.is_tail:
+            state.replay = policy.skip_after_head(ctx, head_in, out)
+            if state.replay is None:
+                state.segment_start = to_tail_layout(hook.family, hook.block_list, out)
+    if hook.is_tail and state.segment_start is not None:
+        policy.store_stack_residual(ctx, {k: out[k] - v for k, v in state.segment_start.items() if k in out})
     return out
 
 
@@ -125,8 +136,8 @@ class StackShapeMismatch(RuntimeError):
     """A cached residual no longer fits the stream it should be added to."""
 
 
-def to_tail_layout(family: Family, head_list: BlockList, streams: Streams) -> Streams:
-    """Snapshot the head's output in the layout of the tail's input (joined streams where needed)."""
+def to_tail_layout(family: Family, head_list: BlockList, streams: dict[str, Any]) -> Streams:
+    """Snapshot the head's input or output in the layout of the tail's input (joined streams where needed)."""
     tail_list = family.block_lists[-1]
     if tail_list is not head_list and family.joint_order and len(tail_list.outputs) == 1:
         return {tail_list.outputs[0]: torch.cat([streams[name] for name in family.joint_order], dim=1)}

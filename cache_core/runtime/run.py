@@ -10,6 +10,7 @@ import torch
 from ..families.table import Family
 from .forward import ForwardContext, chunk_layout
 from .report import RunReport
+from .schedule import progress_of_sigma
 from .step_clock import StepClock
 
 log = logging.getLogger("CacheKit")
@@ -54,6 +55,8 @@ class SamplingRun:
     def __init__(self, spec: CacheSpec, sample_sigmas: Sequence[float], percent_to_sigma: Callable[[float], float]) -> None:
         self.spec = spec
         self.clock = StepClock([float(s) for s in sample_sigmas])
+        self._percent_to_sigma = percent_to_sigma
+        self._progress: dict[float, float] = {}
         self.start_sigma = float(percent_to_sigma(spec.start_percent))
         self.end_sigma = float(percent_to_sigma(spec.end_percent))
         self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps, unit=spec.unit)
@@ -62,6 +65,13 @@ class SamplingRun:
         self._eval_key: tuple[int, float] | None = None
         self._eval_state: dict[str, Any] = {}
         self.method: MethodRun = spec.start_run(self)
+
+    def progress_of_sigma(self, sigma: float) -> float:
+        """Progress of `sigma` in the model's full schedule (0 = start, 1 = end), memoised per run."""
+        progress = self._progress.get(sigma)
+        if progress is None:
+            progress = self._progress[sigma] = progress_of_sigma(sigma, self._percent_to_sigma)
+        return progress
 
     def in_window(self, step: int) -> bool:
         """Whether step `step` lies inside the start/end percent window."""

@@ -1,0 +1,195 @@
+"""MagCache: skip whole model evaluations while calibrated magnitude ratios say the error stays small.
+
+Rule as in diffusers' `MagCacheConfig`: past the retention phase, each evaluation multiplies an
+accumulated ratio by the calibrated ratio of residual magnitudes, adds |1 - ratio| to an error
+budget, and reuses the last residual while the budget stays within `threshold` and at most
+`max_skip_steps` evaluations were skipped in a row; otherwise it computes and resets.
+
+CacheKit reads the ratio tables by schedule progress instead of by step number: a table measured
+with L steps is a piecewise-constant density of log-magnitude change over progress, and the ratio
+between two evaluations is that density integrated between their progress values. With as many
+steps as the table this gives exactly the table's entries; with fewer or more steps, or a partial
+run (denoise < 1, KSamplerAdvanced, one Wan 2.2 expert), each step gets the change it really spans.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from ..runtime.block_stack import assemble_replay
+from ..runtime.branches import BranchStore
+from ..runtime.forward import ForwardContext, rows
+from .validation import check_finite_range
+
+GRID_SNAP = 0.02  # progress within 2% of a step of a table position counts as that position
+
+
+@dataclass(frozen=True)
+class MagRatios:
+    """A magnitude-ratio table: per calibration step, |residual_t| / |residual_{t-1}|.
+
+    cond: the conditional branch's table; uncond: the unconditional branch's, when calibrated.
+    """
+
+    name: str
+    cond: tuple[float, ...]
+    uncond: tuple[float, ...] | None = None
+    family: str | None = None
+    source: str = ""
+
+    @classmethod
+    def from_lists(cls, name: str, cond: Sequence[float], uncond: Sequence[float] | None = None, family: str | None = None, source: str = "") -> "MagRatios":
+        """Build and validate a table; ValueError names what is wrong."""
+        ratios = cls(name=name, cond=tuple(float(v) for v in cond), uncond=tuple(float(v) for v in uncond) if uncond else None, family=family, source=source)
+        ratios.validate()
+        return ratios
+
+    def validate(self) -> None:
+        """Raise ValueError unless every table has at least two finite, positive values."""
+        for label, table in (("cond", self.cond), ("uncond", self.uncond)):
+            if table is None:
+                continue
+            if len(table) < 2:
+                raise ValueError(f"MagCache ratios '{self.name}': the {label} table needs at least two steps, it has {len(table)}.")
+            if not all(math.isfinite(v) and v > 0 for v in table):
+                raise ValueError(f"MagCache ratios '{self.name}': the {label} table has values that are not finite positive numbers.")
+
+    def table(self, cond_index: int) -> tuple[float, ...]:
+        """The table for a branch: index 0 (positive) uses cond, others uncond when present."""
+        return self.uncond if cond_index != 0 and self.uncond is not None else self.cond
+
+
+def cumulative_log_ratio(table: Sequence[float], progress: float) -> float:
+    """Integral over [0, progress] of the table's log-ratio density (entry j spans [(j-1)/L, j/L])."""
+    length = len(table)
+    position = min(max(progress, 0.0), 1.0) * length
+    nearest = round(position)
+    if abs(position - nearest) < GRID_SNAP:
+        position = float(nearest)
+    whole = min(int(position), length - 1)
+    total = sum(math.log(table[j]) for j in range(1, whole + 1))
+    if whole + 1 < length:
+        total += (position - whole) * math.log(table[whole + 1])
+    return total
+
+
+def log_ratio_between(table: Sequence[float], start: float, end: float) -> float:
+    """log(|residual at end| / |residual at start|) predicted by the table, for progress start <= end."""
+    return cumulative_log_ratio(table, end) - cumulative_log_ratio(table, start)
+
+
+@dataclass(frozen=True)
+class MagCacheConfig:
+    """Settings of the MagCache node (diffusers' MagCacheConfig fields).
+
+    threshold: error budget; 0 turns skipping off.
+    max_skip_steps: most evaluations reused in a row (K).
+    retention_ratio: fraction of the run's first steps that are always computed.
+    """
+
+    ratios: MagRatios
+    threshold: float = 0.06
+    max_skip_steps: int = 3
+    retention_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_finite_range("threshold", self.threshold, 0.0, 10.0)
+        check_finite_range("retention_ratio", self.retention_ratio, 0.0, 1.0)
+        if int(self.max_skip_steps) != self.max_skip_steps or not 0 <= self.max_skip_steps <= 100:
+            raise ValueError(f"max_skip_steps must be a whole number between 0 and 100, got {self.max_skip_steps}.")
+        self.ratios.validate()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether these settings can skip anything at all."""
+        return self.threshold > 0.0 and self.max_skip_steps > 0 and self.retention_ratio < 1.0
+
+    def retention_steps(self, total_steps: int) -> int:
+        """Steps at the start of a run that are always computed (diffusers' rounding)."""
+        return int(self.retention_ratio * total_steps + 0.5)
+
+
+@dataclass
+class MagCacheBranch:
+    """Cached tensors of one conditioning branch: the whole stack's residual at the last compute."""
+
+    stack_residual: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class ErrorBudget:
+    """MagCache's accumulators for one ratio table."""
+
+    ratio: float = 1.0
+    steps: int = 0
+    error: float = 0.0
+
+
+class MagCacheRun:
+    """MagCache's state for one sampling run."""
+
+    residual_from_head_input = True
+
+    def __init__(self, config: MagCacheConfig, total_steps: int, progress_of_sigma: Callable[[float], float]) -> None:
+        self.config = config
+        self.retention_steps = config.retention_steps(total_steps)
+        self.progress_of_sigma = progress_of_sigma
+        self.branches: BranchStore[MagCacheBranch] = BranchStore(MagCacheBranch)
+        self.budgets: dict[str, ErrorBudget] = {}
+        self.branch_indices: set[int] = set()
+        self.last_progress: float | None = None
+
+    def skip_before_head(self, ctx: ForwardContext) -> dict[str, torch.Tensor] | None:
+        """Decide before the first block runs; on a skip return the residual of the whole stack."""
+        skip = ctx.eval_state.get("skip")
+        if skip is None:
+            skip = self._decide(ctx)
+            ctx.eval_state["skip"] = skip
+        return assemble_replay(ctx, self.branches) if skip else None
+
+    def skip_after_head(self, ctx: ForwardContext, head_in: dict, head_out: dict) -> None:
+        """MagCache decides before the head only."""
+        return None
+
+    def _decide(self, ctx: ForwardContext) -> bool:
+        self.branch_indices.update(chunk.cond_index for chunk in ctx.chunks)
+        progress = self.progress_of_sigma(ctx.sigma)
+        previous, self.last_progress = self.last_progress, progress
+        if previous is None or progress < previous or ctx.step < self.retention_steps or not self.config.enabled:
+            self.budgets.clear()
+            return False
+        advanced = progress > previous
+        within = True
+        for name, table in self._tables().items():
+            budget = self.budgets.setdefault(name, ErrorBudget())
+            budget.ratio *= math.exp(log_ratio_between(table, previous, progress))
+            budget.steps += int(advanced)
+            budget.error += abs(1.0 - budget.ratio)
+            within = within and budget.error <= self.config.threshold and budget.steps <= self.config.max_skip_steps
+        lead = self.branches.find(ctx.lead.uuid)
+        if within and ctx.in_window and lead is not None and lead.stack_residual is not None:
+            return True
+        self.budgets.clear()
+        return False
+
+    def _tables(self) -> dict[str, tuple[float, ...]]:
+        ratios = self.config.ratios
+        names = {"uncond" if i != 0 and ratios.uncond is not None else "cond" for i in self.branch_indices}
+        return {name: ratios.uncond if name == "uncond" else ratios.cond for name in sorted(names)}
+
+    def store_stack_residual(self, ctx: ForwardContext, residual: dict[str, torch.Tensor]) -> None:
+        """Keep each branch's share of the whole stack's residual."""
+        for chunk in ctx.chunks:
+            self.branches.get(chunk.uuid).stack_residual = {name: rows(value, chunk) for name, value in residual.items()}
+
+    def cache_bytes(self) -> int:
+        """Bytes of cached tensors held now."""
+        return self.branches.nbytes()
+
+    def close(self) -> None:
+        """Free every cached tensor."""
+        self.branches.clear()
+        self.budgets.clear()

@@ -1,0 +1,1 @@
+"""MagCache magnitude-ratio tables: built-in presets (and, later, calibration files)."""
