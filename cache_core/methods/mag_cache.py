@@ -32,23 +32,32 @@ class MagRatios:
     """A magnitude-ratio table: per calibration step, |residual_t| / |residual_{t-1}|.
 
     cond: the conditional branch's table; uncond: the unconditional branch's, when calibrated.
+    positions: schedule progress of each entry; None means a full run of len(cond) steps with the
+    simple scheduler (entry j at progress j / L), which is how the published tables were made.
     """
 
     name: str
     cond: tuple[float, ...]
     uncond: tuple[float, ...] | None = None
+    positions: tuple[float, ...] | None = None
     family: str | None = None
     source: str = ""
 
     @classmethod
-    def from_lists(cls, name: str, cond: Sequence[float], uncond: Sequence[float] | None = None, family: str | None = None, source: str = "") -> "MagRatios":
+    def from_lists(
+        cls, name: str, cond: Sequence[float], uncond: Sequence[float] | None = None,
+        positions: Sequence[float] | None = None, family: str | None = None, source: str = "",
+    ) -> "MagRatios":
         """Build and validate a table; ValueError names what is wrong."""
-        ratios = cls(name=name, cond=tuple(float(v) for v in cond), uncond=tuple(float(v) for v in uncond) if uncond else None, family=family, source=source)
+        ratios = cls(
+            name=name, cond=tuple(float(v) for v in cond), uncond=tuple(float(v) for v in uncond) if uncond else None,
+            positions=tuple(float(p) for p in positions) if positions is not None else None, family=family, source=source,
+        )
         ratios.validate()
         return ratios
 
     def validate(self) -> None:
-        """Raise ValueError unless every table has at least two finite, positive values."""
+        """Raise ValueError unless the tables have at least two finite positive values and sane positions."""
         for label, table in (("cond", self.cond), ("uncond", self.uncond)):
             if table is None:
                 continue
@@ -56,29 +65,52 @@ class MagRatios:
                 raise ValueError(f"MagCache ratios '{self.name}': the {label} table needs at least two steps, it has {len(table)}.")
             if not all(math.isfinite(v) and v > 0 for v in table):
                 raise ValueError(f"MagCache ratios '{self.name}': the {label} table has values that are not finite positive numbers.")
+        if self.uncond is not None and len(self.uncond) != len(self.cond):
+            raise ValueError(f"MagCache ratios '{self.name}': cond and uncond tables differ in length.")
+        if self.positions is not None:
+            if len(self.positions) != len(self.cond):
+                raise ValueError(f"MagCache ratios '{self.name}': {len(self.positions)} positions for {len(self.cond)} ratios.")
+            if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in self.positions) or any(
+                b <= a for a, b in zip(self.positions, self.positions[1:])
+            ):
+                raise ValueError(f"MagCache ratios '{self.name}': positions must increase within [0, 1].")
+
+    def grid(self) -> tuple[float, ...]:
+        """Schedule progress of every entry."""
+        if self.positions is not None:
+            return self.positions
+        return tuple(j / len(self.cond) for j in range(len(self.cond)))
 
     def table(self, cond_index: int) -> tuple[float, ...]:
         """The table for a branch: index 0 (positive) uses cond, others uncond when present."""
         return self.uncond if cond_index != 0 and self.uncond is not None else self.cond
 
 
-def cumulative_log_ratio(table: Sequence[float], progress: float) -> float:
-    """Integral over [0, progress] of the table's log-ratio density (entry j spans [(j-1)/L, j/L])."""
-    length = len(table)
-    position = min(max(progress, 0.0), 1.0) * length
-    nearest = round(position)
-    if abs(position - nearest) < GRID_SNAP:
-        position = float(nearest)
-    whole = min(int(position), length - 1)
-    total = sum(math.log(table[j]) for j in range(1, whole + 1))
-    if whole + 1 < length:
-        total += (position - whole) * math.log(table[whole + 1])
+def cumulative_log_ratio(table: Sequence[float], grid: Sequence[float], progress: float) -> float:
+    """Integral over [grid[0], progress] of the table's log-ratio density.
+
+    Entry j (j >= 1) spreads log(table[j]) evenly over [grid[j-1], grid[j]]; outside the grid the
+    density is 0 (ratio 1). Progress within 2% of a bin of a grid point counts as that point, so a
+    run with the table's own schedule reads exactly the table's entries.
+    """
+    total = 0.0
+    for j in range(1, len(table)):
+        low, high = grid[j - 1], grid[j]
+        width = high - low
+        if progress >= high - GRID_SNAP * width:
+            total += math.log(table[j])
+        elif progress > low + GRID_SNAP * width:
+            total += (progress - low) / width * math.log(table[j])
+            break
+        else:
+            break
     return total
 
 
-def log_ratio_between(table: Sequence[float], start: float, end: float) -> float:
+def log_ratio_between(ratios: "MagRatios", cond_index: int, start: float, end: float) -> float:
     """log(|residual at end| / |residual at start|) predicted by the table, for progress start <= end."""
-    return cumulative_log_ratio(table, end) - cumulative_log_ratio(table, start)
+    table, grid = ratios.table(cond_index), ratios.grid()
+    return cumulative_log_ratio(table, grid, end) - cumulative_log_ratio(table, grid, start)
 
 
 @dataclass(frozen=True)
@@ -163,9 +195,9 @@ class MagCacheRun:
             return False
         advanced = progress > previous
         within = True
-        for name, table in self._tables().items():
+        for name, cond_index in self._tables().items():
             budget = self.budgets.setdefault(name, ErrorBudget())
-            budget.ratio *= math.exp(log_ratio_between(table, previous, progress))
+            budget.ratio *= math.exp(log_ratio_between(self.config.ratios, cond_index, previous, progress))
             budget.steps += int(advanced)
             budget.error += abs(1.0 - budget.ratio)
             within = within and budget.error <= self.config.threshold and budget.steps <= self.config.max_skip_steps
@@ -175,10 +207,10 @@ class MagCacheRun:
         self.budgets.clear()
         return False
 
-    def _tables(self) -> dict[str, tuple[float, ...]]:
-        ratios = self.config.ratios
-        names = {"uncond" if i != 0 and ratios.uncond is not None else "cond" for i in self.branch_indices}
-        return {name: ratios.uncond if name == "uncond" else ratios.cond for name in sorted(names)}
+    def _tables(self) -> dict[str, int]:
+        """The tables in play (cond, and uncond when calibrated and a negative branch runs)."""
+        has_uncond = self.config.ratios.uncond is not None
+        return {("uncond" if i != 0 and has_uncond else "cond"): i for i in sorted(self.branch_indices)}
 
     def store_stack_residual(self, ctx: ForwardContext, residual: dict[str, torch.Tensor]) -> None:
         """Keep each branch's share of the whole stack's residual."""
