@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from .cache_core.version import VERSION as __version__
 from .nodes import NODE_DEFS
 
-__version__ = "0.1.0"
 WEB_DIRECTORY = "./web"
 
 try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .first_block_cache import FIRST_BLOCK_CACHE_NODE
 from .mag_cache import MAG_CACHE_NODE
+from .mag_cache_calibrate import MAG_CACHE_CALIBRATE_NODE
 from .node_def import NodeDef
 
-NODE_DEFS: tuple[NodeDef, ...] = (FIRST_BLOCK_CACHE_NODE, MAG_CACHE_NODE)
+NODE_DEFS: tuple[NodeDef, ...] = (FIRST_BLOCK_CACHE_NODE, MAG_CACHE_NODE, MAG_CACHE_CALIBRATE_NODE)

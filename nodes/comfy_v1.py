@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .node_def import BoolInput, ComboInput, FloatInput, IntInput, MODEL_TOOLTIP, NodeDef, Widget
+from .node_def import BoolInput, ComboInput, FloatInput, IntInput, MODEL_TOOLTIP, NodeDef, StringInput, Widget
 
 
 def _v1_input(widget: Widget) -> tuple:
@@ -17,6 +17,8 @@ def _v1_input(widget: Widget) -> tuple:
         return ("INT", {"default": widget.default, "min": widget.min, "max": widget.max, "step": widget.step, "tooltip": widget.tooltip})
     if isinstance(widget, BoolInput):
         return ("BOOLEAN", {"default": widget.default, "tooltip": widget.tooltip})
+    if isinstance(widget, StringInput):
+        return ("STRING", {"default": widget.default, "tooltip": widget.tooltip})
     if isinstance(widget, ComboInput):
         return (widget.current_options(), {"default": widget.default, "tooltip": widget.tooltip})
     raise TypeError(f"unknown widget {widget!r}")

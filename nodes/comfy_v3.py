@@ -5,7 +5,7 @@ from typing import Any
 
 from comfy_api.latest import ComfyExtension, io
 
-from .node_def import BoolInput, ComboInput, FloatInput, IntInput, MODEL_TOOLTIP, NodeDef, Widget
+from .node_def import BoolInput, ComboInput, FloatInput, IntInput, MODEL_TOOLTIP, NodeDef, StringInput, Widget
 
 
 def _v3_input(widget: Widget) -> Any:
@@ -15,6 +15,8 @@ def _v3_input(widget: Widget) -> Any:
         return io.Int.Input(widget.id, default=widget.default, min=widget.min, max=widget.max, step=widget.step, tooltip=widget.tooltip)
     if isinstance(widget, BoolInput):
         return io.Boolean.Input(widget.id, default=widget.default, tooltip=widget.tooltip)
+    if isinstance(widget, StringInput):
+        return io.String.Input(widget.id, default=widget.default, tooltip=widget.tooltip)
     if isinstance(widget, ComboInput):
         return io.Combo.Input(widget.id, options=widget.current_options(), default=widget.default, tooltip=widget.tooltip)
     raise TypeError(f"unknown widget {widget!r}")

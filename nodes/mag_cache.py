@@ -1,21 +1,25 @@
 """The MagCache node."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..cache_core.families.table import MAG_CACHE
 from ..cache_core.methods.mag_cache import MagCacheConfig, MagCacheRun
-from ..cache_core.ratios.presets import load_preset, preset_names
-from ..cache_core.runtime.install import install_block_stack_cache
+from ..cache_core.ratios.library import load_ratios, ratio_choices
+from ..cache_core.ratios.ratio_file import fingerprint_mismatch, model_fingerprint
+from ..cache_core.runtime.install import install_block_stack_cache, supported_family_name
 from .node_def import ComboInput, FloatInput, IntInput, NodeDef
 from .ui_report import send_report_to_ui
 
+log = logging.getLogger("CacheKit")
+
 WIDGETS = (
     ComboInput(
-        "ratios", preset_names, "flux",
-        "Calibrated magnitude ratios for your model. Built-in tables come from diffusers (flux) and the "
-        "official MagCache ComfyUI pack; they are read by schedule progress, so any step count, denoise < 1 "
-        "and partial step ranges work.",
+        "ratios", ratio_choices, "flux",
+        "Calibrated magnitude ratios for your model: a built-in table (flux from diffusers; the others from the "
+        "official MagCache ComfyUI pack) or a file written by the MagCache Calibrate node (models/magcache_ratios). "
+        "Tables are read by schedule progress, so any step count, denoise < 1 and partial step ranges work.",
     ),
     FloatInput(
         "threshold", 0.06, 0.0, 1.0, 0.001,
@@ -34,11 +38,21 @@ WIDGETS = (
 
 
 def _config(ratios: str, threshold: float, max_skip_steps: int, retention_ratio: float) -> MagCacheConfig:
-    try:
-        table = load_preset(ratios)
-    except KeyError as err:
-        raise ValueError(str(err.args[0])) from None
+    table, _ = load_ratios(ratios)
     return MagCacheConfig(ratios=table, threshold=threshold, max_skip_steps=max_skip_steps, retention_ratio=retention_ratio)
+
+
+def ratio_warnings(model: Any, ratios: str) -> list[str]:
+    """Warnings when the chosen table was made for another model family or other weights."""
+    table, metadata = load_ratios(ratios)
+    family = supported_family_name(model)
+    warnings = []
+    if table.family and family and table.family != family:
+        warnings.append(f"MagCache ratios '{ratios}' were calibrated for {table.family}, but the model is {family}.")
+    mismatch = fingerprint_mismatch(metadata.get("fingerprint"), model_fingerprint(model.get_model_object("diffusion_model")))
+    if mismatch:
+        warnings.append(f"MagCache ratios '{ratios}': {mismatch}; results may be poor.")
+    return warnings
 
 
 def check_mag_cache(**values: Any) -> None:
@@ -49,6 +63,8 @@ def check_mag_cache(**values: Any) -> None:
 def apply_mag_cache(model: Any, node_id: str | None = None, **values: Any) -> Any:
     """Return a clone of `model` with MagCache installed (or `model` itself if unsupported)."""
     config = _config(**values)
+    for warning in ratio_warnings(model, values["ratios"]):
+        log.warning("CacheKit %s", warning)
     return install_block_stack_cache(
         model,
         key="cachekit_mag_cache",

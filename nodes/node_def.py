@@ -42,6 +42,15 @@ class BoolInput:
 
 
 @dataclass(frozen=True)
+class StringInput:
+    """A single-line STRING widget."""
+
+    id: str
+    default: str
+    tooltip: str
+
+
+@dataclass(frozen=True)
 class ComboInput:
     """A COMBO widget; `options` may be a function so the list can change without a restart."""
 
@@ -55,7 +64,7 @@ class ComboInput:
         return list(self.options() if callable(self.options) else self.options)
 
 
-Widget = Union[FloatInput, IntInput, BoolInput, ComboInput]
+Widget = Union[FloatInput, IntInput, BoolInput, StringInput, ComboInput]
 
 MODEL_TOOLTIP = "The diffusion model to accelerate (from a model loader or a LoRA / patch node)."
 

@@ -42,7 +42,8 @@ class Family:
 
 FIRST_BLOCK_CACHE = "FirstBlockCache"
 MAG_CACHE = "MagCache"
-BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE})
+MAG_CALIBRATION = "MagCacheCalibration"
+BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE, MAG_CALIBRATION})
 
 _FLUX_BLOCKS = (
     BlockList("double_blocks", "double_block", ("img", "txt")),

@@ -37,6 +37,12 @@ def describe_model(model: Any) -> str:
     return f"{base} ({qualified_name(type(model.get_model_object('diffusion_model')))})"
 
 
+def supported_family_name(model: Any) -> str | None:
+    """The family-table name of `model`, or None when the family is not in the table."""
+    family = family_for_module(model.get_model_object("diffusion_model"))
+    return family.name if family is not None else None
+
+
 def supported_family(model: Any, method: str) -> Family | None:
     """The family entry of `model` when `method` supports it; otherwise log one warning and return None."""
     family = family_for_module(model.get_model_object("diffusion_model"))

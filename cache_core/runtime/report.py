@@ -27,6 +27,7 @@ class RunReport:
     units_computed: int = 0
     peak_cache_bytes: int = 0
     note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
     _step_forwards: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def record_forward(self, step: int, units_total: int, units_computed: int) -> None:
@@ -96,6 +97,7 @@ class RunReport:
             "peak_cache_bytes": self.peak_cache_bytes,
             "steps": self.step_status(),
             "note": self.note,
+            **self.extra,
         }
 
 

@@ -37,7 +37,9 @@ class OuterSampleHook:
         model_sampling = guider.model_patcher.get_model_object("model_sampling")
         original_options = guider.model_options
         guider.model_options = _model_options_clone(original_options)
-        run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma)
+        sampler = args[2] if len(args) > 2 else kwargs.get("sampler")
+        sampler_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
+        run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma, sampler_name)
         guider.model_options.setdefault("transformer_options", {})[self.spec.key] = run
         try:
             return executor(*args, **kwargs)

@@ -1,0 +1,63 @@
+"""The ratio library: the models folder where calibrations are written and read, plus the presets.
+
+The folder is registered with ComfyUI's folder_paths as `magcache_ratios` (default
+`models/magcache_ratios`), so `extra_model_paths.yaml` can add more locations.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..methods.mag_cache import MagRatios
+from .presets import load_preset, preset_names
+from .ratio_file import load_ratio_file
+
+FOLDER = "magcache_ratios"
+EXTENSION = ".safetensors"
+
+
+def register_folder() -> None:
+    """Register the ratio folder with ComfyUI (only .safetensors files are listed)."""
+    import folder_paths
+
+    if FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[FOLDER] = ([os.path.join(folder_paths.models_dir, FOLDER)], {EXTENSION})
+
+
+def output_directory() -> Path:
+    """Where new calibrations are written (the folder's first location)."""
+    import folder_paths
+
+    register_folder()
+    return Path(folder_paths.get_folder_paths(FOLDER)[0])
+
+
+def calibration_files() -> list[str]:
+    """Calibration files currently in the ratio folder(s), relative names."""
+    try:
+        import folder_paths
+    except ImportError:
+        return []
+    register_folder()
+    return sorted(folder_paths.get_filename_list(FOLDER))
+
+
+def ratio_choices() -> list[str]:
+    """What the MagCache node offers: built-in presets, then calibration files."""
+    return preset_names() + calibration_files()
+
+
+def load_ratios(choice: str) -> tuple[MagRatios, dict[str, str]]:
+    """The table for a combo choice: a preset name or a calibration file name (ValueError if unusable)."""
+    if not choice.endswith(EXTENSION):
+        try:
+            return load_preset(choice), {}
+        except KeyError as err:
+            raise ValueError(str(err.args[0])) from None
+    import folder_paths
+
+    register_folder()
+    path = folder_paths.get_full_path(FOLDER, choice)
+    if path is None:
+        raise ValueError(f"MagCache ratio file '{choice}' was not found in the {FOLDER} folder.")
+    return load_ratio_file(Path(path))
