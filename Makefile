@@ -4,7 +4,7 @@ PYTHON ?= python3
 .PHONY: setup test demo
 
 setup:
-	$(PYTHON) tests/support/setup_env.py
+	$(PYTHON) tests/harness/setup_env.py
 
 test: setup
 	$(PYTHON) -m pytest tests

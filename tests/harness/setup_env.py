@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
-from support.comfy_env import find_comfyui  # noqa: E402
+from harness.comfy_env import find_comfyui  # noqa: E402
 
 COMFYUI_REPOSITORY = "https://github.com/Comfy-Org/ComfyUI.git"
 COMFYUI_PINNED_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"  # ComfyUI 0.3.64

@@ -1,0 +1,19 @@
+"""Tests against a real ComfyUI, in-process on the CPU; skipped when no checkout is found."""
+from __future__ import annotations
+
+import pytest
+
+from harness.comfy_env import boot_comfy, find_comfyui
+
+if find_comfyui() is None:
+    collect_ignore_glob = ["test_*.py"]
+else:
+    boot_comfy()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny-model helpers (harness.tiny_models)."""
+    from harness import tiny_models
+
+    return tiny_models

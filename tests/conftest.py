@@ -1,0 +1,26 @@
+"""Shared pytest setup: CacheKit is importable as the package `cachekit` (see harness/packages.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from harness.comfy_env import find_comfyui  # noqa: E402
+from harness.packages import register_cachekit  # noqa: E402
+
+register_cachekit()
+
+
+def pytest_report_header(config):
+    root = find_comfyui()
+    return f"ComfyUI: {root}" if root else "ComfyUI: not found ($COMFYUI_PATH, ~/ComfyUI, .comfyui)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if find_comfyui() is None:
+        terminalreporter.write_line("")
+        terminalreporter.write_line("!!! The ComfyUI tests were SKIPPED: no ComfyUI checkout was found "
+                                    "($COMFYUI_PATH, ~/ComfyUI, .comfyui). Only the unit tests ran. !!!", red=True, bold=True)

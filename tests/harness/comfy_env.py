@@ -1,0 +1,44 @@
+"""Finding a ComfyUI checkout and importing it in-process (CPU only)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def find_comfyui() -> Path | None:
+    """$COMFYUI_PATH, then ~/ComfyUI, then <repo>/.comfyui: the first real ComfyUI checkout, or None."""
+    candidates = [os.environ.get("COMFYUI_PATH"), str(Path.home() / "ComfyUI"), str(REPO / ".comfyui")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "comfy" / "model_patcher.py").is_file():
+            return Path(candidate).resolve()
+    return None
+
+
+_booted: Path | None = None
+
+
+def boot_comfy() -> Path:
+    """Import ComfyUI in this process, on the CPU; returns its root. Raises RuntimeError if absent."""
+    global _booted
+    if _booted is not None:
+        return _booted
+    root = find_comfyui()
+    if root is None:
+        raise RuntimeError("no ComfyUI checkout found ($COMFYUI_PATH, ~/ComfyUI, .comfyui)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "pytest", "--cpu"]
+    try:
+        import comfy.options
+
+        comfy.options.enable_args_parsing()
+        import comfy.model_management  # noqa: F401  (parses the arguments)
+        import comfy.sample  # noqa: F401
+    finally:
+        sys.argv = saved_argv
+    _booted = root
+    return root
