@@ -1,0 +1,58 @@
+"""CacheKit in a real headless ComfyUI server: it loads, lists its nodes, and runs the example workflows."""
+from __future__ import annotations
+
+import pytest
+
+from harness.server import ComfyServer
+from harness.tiny_models import write_checkpoint
+from harness.tiny_workflows import tiny_wan_prompt
+
+NODE_IDS = ["CacheKitFirstBlockCache", "CacheKitMagCache", "CacheKitMagCacheCalibrate"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ComfyServer()
+    write_checkpoint("wan21", srv.models / "diffusion_models" / "tiny_wan21.safetensors")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_pack_loads_without_import_errors(server):
+    ours = [line for line in server.log_text().splitlines() if "comfyui-cachekit" in line or "cachekit_test_nodes" in line]
+    assert ours, "the packs were not loaded"
+    assert not [line for line in ours if "IMPORT FAILED" in line or "Cannot import" in line], ours
+
+
+def test_object_info_lists_the_nodes_with_their_inputs(server):
+    info = server.object_info()
+    for node_id in NODE_IDS:
+        assert node_id in info, node_id
+        assert info[node_id]["category"] == "CacheKit"
+        assert info[node_id]["output"] == ["MODEL"]
+    fbc = info["CacheKitFirstBlockCache"]["input"]["required"]
+    assert list(fbc) == ["model", "threshold", "start_percent", "end_percent", "max_consecutive_skips"]
+    assert all("tooltip" in spec[1] for spec in fbc.values())
+    assert "flux" in info["CacheKitMagCache"]["input"]["required"]["ratios"][0] or "flux" in str(info["CacheKitMagCache"]["input"]["required"]["ratios"])
+
+
+def test_first_block_cache_example_workflow_runs(server):
+    prompt = tiny_wan_prompt("first_block_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=12)
+    answer = server.queue_prompt(prompt)
+    assert "prompt_id" in answer, answer
+    entry = server.wait_for(answer["prompt_id"])
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["outputs"]["stats"]["stats"][0]["shape"] == [1, 16, 1, 8, 8]
+    assert "CacheKit FirstBlockCache [Wan]" in server.log_text()
+
+
+def test_bad_widget_value_is_rejected_at_queue_time(server):
+    prompt = tiny_wan_prompt("first_block_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=4)
+    (node_id,) = [k for k, v in prompt.items() if v["class_type"] == "CacheKitFirstBlockCache"]
+    prompt[node_id]["inputs"].update(start_percent=0.9, end_percent=0.2)
+    answer = server.queue_prompt(prompt)
+    assert "prompt_id" not in answer
+    assert "start_percent" in str(answer["node_errors"][node_id])

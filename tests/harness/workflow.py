@@ -1,0 +1,68 @@
+"""Saved workflows: the frontend's UI format turned into the API format that /prompt takes."""
+from __future__ import annotations
+
+from typing import Any
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def _is_widget(spec: list) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in WIDGET_TYPES
+
+
+def _has_control_value(name: str, spec: list) -> bool:
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return spec[0] == "INT" and (options.get("control_after_generate") or name in ("seed", "noise_seed"))
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict[str, dict[str, Any]]:
+    """Convert a UI-format workflow (nodes, links, widgets_values) to an API prompt.
+
+    Widget values are matched to the node's inputs in their declared order, skipping the
+    frontend-only "control after generate" value that follows a seed. Muted or bypassed nodes
+    are left out.
+    """
+    links = {link[0]: link for link in workflow.get("links", [])}
+    prompt: dict[str, dict[str, Any]] = {}
+    for node in workflow["nodes"]:
+        if node.get("mode", 0) != 0:
+            continue
+        info = object_info[node["type"]]
+        declared = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        order = info.get("input_order", {})
+        names = list(order.get("required", [])) + list(order.get("optional", [])) or list(declared)
+        inputs: dict[str, Any] = {}
+        for entry in node.get("inputs", []):
+            if entry.get("link") is not None:
+                link = links[entry["link"]]
+                inputs[entry["name"]] = [str(link[1]), link[2]]
+        values = list(node.get("widgets_values") or [])
+        position = 0
+        for name in names:
+            spec = declared[name]
+            if not _is_widget(spec) or position >= len(values):
+                continue
+            if name not in inputs:
+                inputs[name] = values[position]
+            position += 2 if _has_control_value(name, spec) else 1
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+def drop_unreachable(prompt: dict[str, dict[str, Any]], outputs: list[str]) -> dict[str, dict[str, Any]]:
+    """Keep only the nodes that the given output nodes depend on."""
+    keep: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        node_id = stack.pop()
+        if node_id in keep:
+            continue
+        keep.add(node_id)
+        stack.extend(value[0] for value in prompt[node_id]["inputs"].values() if isinstance(value, list) and len(value) == 2)
+    return {k: v for k, v in prompt.items() if k in keep}
+
+
+def nodes_of(prompt: dict[str, dict[str, Any]], class_type: str) -> list[str]:
+    """Ids of the nodes of one class."""
+    return [k for k, v in prompt.items() if v["class_type"] == class_type]
