@@ -25,13 +25,13 @@ def _randomize(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
     return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
 
 
-def wan21_state_dict(seed: int = 0, num_layers: int = 3) -> dict[str, torch.Tensor]:
-    """A Wan 2.1 T2V state dict (dim 128, one head) that ComfyUI detects as WAN21_T2V."""
+def wan21_state_dict(seed: int = 0, num_layers: int = 3, dim: int = 128) -> dict[str, torch.Tensor]:
+    """A Wan 2.1 T2V state dict (default dim 128, one head per 128) that ComfyUI detects as WAN21_T2V."""
     import comfy.ops
     from comfy.ldm.wan.model import WanModel
 
     with torch.device("meta"):
-        module = WanModel(model_type="t2v", dim=128, ffn_dim=256, num_heads=1, num_layers=num_layers, in_dim=16, out_dim=16,
+        module = WanModel(model_type="t2v", dim=dim, ffn_dim=2 * dim, num_heads=dim // 128, num_layers=num_layers, in_dim=16, out_dim=16,
                           text_dim=4096, operations=comfy.ops.disable_weight_init)
     generator = torch.Generator().manual_seed(seed)
     return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
@@ -67,11 +67,11 @@ def hunyuan_video_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 STATE_DICTS = {"wan21": wan21_state_dict, "vace_wan21": vace_wan21_state_dict, "hunyuan_video": hunyuan_video_state_dict}
 
 
-def write_checkpoint(family: str, path: Path, seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
+def write_checkpoint(family: str, path: Path, seed: int = 0, dtype: torch.dtype = torch.float16, **sizes: int) -> Path:
     """Save a tiny model of `family` (a STATE_DICTS key) where UNETLoader can load it."""
     from safetensors.torch import save_file
 
-    state = STATE_DICTS[family](seed)
+    state = STATE_DICTS[family](seed, **sizes)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.to(dtype).contiguous() for k, v in state.items()}, str(path))
     return path
