@@ -10,6 +10,11 @@ from harness.tiny_workflows import tiny_wan_prompt
 NODE_IDS = ["CacheKitFirstBlockCache", "CacheKitMagCache", "CacheKitMagCacheCalibrate"]
 
 
+def combo_options(spec: list) -> list:
+    """A combo input's options in /object_info (V3 nodes use ["COMBO", {"options": [...]}])."""
+    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+
+
 @pytest.fixture(scope="module")
 def server():
     srv = ComfyServer()
@@ -36,7 +41,7 @@ def test_object_info_lists_the_nodes_with_their_inputs(server):
     fbc = info["CacheKitFirstBlockCache"]["input"]["required"]
     assert list(fbc) == ["model", "threshold", "start_percent", "end_percent", "max_consecutive_skips"]
     assert all("tooltip" in spec[1] for spec in fbc.values())
-    assert "flux" in info["CacheKitMagCache"]["input"]["required"]["ratios"][0] or "flux" in str(info["CacheKitMagCache"]["input"]["required"]["ratios"])
+    assert "flux" in combo_options(info["CacheKitMagCache"]["input"]["required"]["ratios"])
 
 
 def test_first_block_cache_example_workflow_runs(server):
@@ -56,3 +61,42 @@ def test_bad_widget_value_is_rejected_at_queue_time(server):
     answer = server.queue_prompt(prompt)
     assert "prompt_id" not in answer
     assert "start_percent" in str(answer["node_errors"][node_id])
+
+
+def _run(server, prompt):
+    answer = server.queue_prompt(prompt)
+    assert "prompt_id" in answer, answer
+    entry = server.wait_for(answer["prompt_id"])
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return entry
+
+
+def test_mag_cache_example_workflow_runs(server):
+    prompt = tiny_wan_prompt("mag_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=12)
+    _run(server, prompt)
+    assert "CacheKit MagCache [Wan]" in server.log_text()
+
+
+def test_calibrate_then_use_the_file_through_the_server(server):
+    calibrate = tiny_wan_prompt("mag_cache_calibrate_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=12)
+    _run(server, calibrate)
+    written = server.models / "magcache_ratios" / "wan2.1_t2v_1.3B" / "calibration_00001.safetensors"
+    assert written.is_file()
+    info = server.object_info()  # the new file is offered without a restart
+    assert "wan2.1_t2v_1.3B/calibration_00001.safetensors" in combo_options(info["CacheKitMagCache"]["input"]["required"]["ratios"])
+    use = tiny_wan_prompt("mag_cache_from_calibration_wan_t2v.json", info, "tiny_wan21.safetensors", steps=12)
+    _run(server, use)
+    assert "CacheKit MagCache [Wan]" in server.log_text()
+
+
+def test_corrupt_ratio_file_is_a_clear_error_and_the_server_keeps_running(server):
+    folder = server.models / "magcache_ratios"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken.safetensors").write_bytes(b"garbage")
+    prompt = tiny_wan_prompt("mag_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=4)
+    (node_id,) = [k for k, v in prompt.items() if v["class_type"] == "CacheKitMagCache"]
+    prompt[node_id]["inputs"]["ratios"] = "broken.safetensors"
+    answer = server.queue_prompt(prompt)
+    assert "prompt_id" not in answer
+    assert "broken.safetensors" in str(answer["node_errors"][node_id]) and "cannot be read" in str(answer["node_errors"][node_id])
+    assert server.get("/system_stats")  # still serving
