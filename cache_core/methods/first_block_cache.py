@@ -13,7 +13,7 @@ import torch
 
 from ..runtime.branches import BranchStore
 from ..runtime.forward import ForwardContext, rows
-from ..runtime.block_stack import assemble_replay
+from ..runtime.block_stack import ResidualCacheRun, assemble_replay
 from .validation import check_finite_range, check_percent_window
 
 
@@ -68,7 +68,7 @@ class FirstBlockBranch:
     stack_residual: dict[str, torch.Tensor] | None = None
 
 
-class FirstBlockCacheRun:
+class FirstBlockCacheRun(ResidualCacheRun):
     """FirstBlockCache's state for one sampling run: a branch store and the skip streak."""
 
     residual_from_head_input = False
@@ -106,16 +106,3 @@ class FirstBlockCacheRun:
                 skip = may_skip(float(relative_change(current, lead.head_residual)), self.config)
         self.consecutive_skips = self.consecutive_skips + 1 if skip else 0
         return skip
-
-    def store_stack_residual(self, ctx: ForwardContext, residual: dict[str, torch.Tensor]) -> None:
-        """Keep each branch's share of the stack residual of a fully computed forward."""
-        for chunk in ctx.chunks:
-            self.branches.get(chunk.uuid).stack_residual = {name: rows(value, chunk) for name, value in residual.items()}
-
-    def cache_bytes(self) -> int:
-        """Bytes of cached tensors held now."""
-        return self.branches.nbytes()
-
-    def close(self) -> None:
-        """Free every cached tensor."""
-        self.branches.clear()

@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..runtime.block_stack import assemble_replay
+from ..runtime.block_stack import ResidualCacheRun, assemble_replay
 from ..runtime.branches import BranchStore
-from ..runtime.forward import ForwardContext, rows
+from ..runtime.forward import ForwardContext
 from .validation import check_finite_range
 
 GRID_SNAP = 0.02  # progress within 2% of a step of a table position counts as that position
@@ -160,7 +160,7 @@ class ErrorBudget:
     error: float = 0.0
 
 
-class MagCacheRun:
+class MagCacheRun(ResidualCacheRun):
     """MagCache's state for one sampling run."""
 
     residual_from_head_input = True
@@ -212,16 +212,7 @@ class MagCacheRun:
         has_uncond = self.config.ratios.uncond is not None
         return {("uncond" if i != 0 and has_uncond else "cond"): i for i in sorted(self.branch_indices)}
 
-    def store_stack_residual(self, ctx: ForwardContext, residual: dict[str, torch.Tensor]) -> None:
-        """Keep each branch's share of the whole stack's residual."""
-        for chunk in ctx.chunks:
-            self.branches.get(chunk.uuid).stack_residual = {name: rows(value, chunk) for name, value in residual.items()}
-
-    def cache_bytes(self) -> int:
-        """Bytes of cached tensors held now."""
-        return self.branches.nbytes()
-
     def close(self) -> None:
-        """Free every cached tensor."""
-        self.branches.clear()
+        """Free every cached tensor and the error budgets."""
+        super().close()
         self.budgets.clear()

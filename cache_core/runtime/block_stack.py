@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from ..families.table import BlockList, Family
-from .forward import ForwardContext
+from .forward import ForwardContext, rows
 
 Streams = dict[str, torch.Tensor]
 BlockFn = Callable[[dict[str, Any]], Streams]
@@ -166,3 +166,25 @@ def assemble_replay(ctx: ForwardContext, branches: Any) -> Streams | None:
     if len(parts) == 1:
         return dict(parts[0])
     return {name: torch.cat([part[name] for part in parts], dim=0) for name in parts[0]}
+
+
+class ResidualCacheRun:
+    """Shared part of block-stack caches: per-branch stack residuals in a BranchStore.
+
+    Subclasses set `self.branches` to a BranchStore whose states have a `stack_residual` field.
+    """
+
+    branches: Any
+
+    def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
+        """Keep each branch's share of the stack residual of a fully computed forward."""
+        for chunk in ctx.chunks:
+            self.branches.get(chunk.uuid).stack_residual = {name: rows(value, chunk) for name, value in residual.items()}
+
+    def cache_bytes(self) -> int:
+        """Bytes of cached tensors held now."""
+        return self.branches.nbytes()
+
+    def close(self) -> None:
+        """Free every cached tensor."""
+        self.branches.clear()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .block_stack import StackBlockHook, StackShapeMismatch, forward_was_consistent
+from .output_prediction import observe_output, predicted_output
 from .run import CacheSpec, SamplingRun
 
 log = logging.getLogger("CacheKit")
@@ -76,7 +77,8 @@ def _step_reporter(run: SamplingRun, callback: Callable | None) -> Callable:
 
 @dataclass(frozen=True)
 class DiffusionModelHook:
-    """DIFFUSION_MODEL wrapper: opens the forward context that the block hooks work in."""
+    """DIFFUSION_MODEL wrapper: opens the forward context that the block hooks work in, and lets
+    a method that predicts whole outputs (output_prediction.OutputPredictor) answer the forward."""
 
     key: str
 
@@ -91,8 +93,11 @@ class DiffusionModelHook:
         has_control = arguments.get("control") is not None
         ctx = run.begin_forward(options, args[0], has_control)
         try:
-            out = executor(*args, **kwargs)
+            predicted = predicted_output(run.method, ctx, args[0])
+            out = predicted if predicted is not None else executor(*args, **kwargs)
             failure = None if forward_was_consistent(ctx) else "the model did not reach its last block after a skip"
+            if failure is None and predicted is None:
+                observe_output(run.method, ctx, args[0], out)
         except StackShapeMismatch as err:
             out, failure = None, str(err)
         except BaseException:

@@ -1,0 +1,316 @@
+"""TaylorSeer: on most steps, predict features from a Taylor-style expansion instead of computing them.
+
+Schedule as in diffusers' `TaylorSeerCacheConfig` (arXiv 2503.06923): step s is computed when
+s < D (`disable_cache_before_step`), when (s - D - 1) % N == 0 (N = `cache_interval`), or when
+s >= `disable_cache_after_step`; every other step is predicted from factors that the computed
+steps left behind. With D=3, N=5 a 28-step run computes steps {0, 1, 2, 4, 9, 14, 19, 24}.
+
+Where CacheKit differs from diffusers, on purpose:
+- The step is the sampler step of CacheKit's step clock, not a count of calls, so partial step
+  ranges, denoise < 1 and samplers that evaluate the model several times per step are right.
+- Factors are functions of the *schedule position*: the index of the evaluation's sigma in the
+  run's sigmas, linear between two entries (`schedule_position`). For one evaluation per step this
+  is the step number, as in diffusers; heun's correction at sigma[i + 1] sits at i + 1, dpm_2's
+  midpoint between i and i + 1. Every computed evaluation updates the factors.
+- The default expansion is Newton's divided differences over those positions, which extrapolates
+  polynomials of degree <= max_order exactly for any spacing of the computed evaluations
+  (0, 1, 2, 4, 9, ...). For max_order <= 1 it is identical to diffusers' recursion; for higher
+  orders diffusers divides every difference by the latest spacing and weights by s^k / k!, which
+  `expansion="diffusers"` reproduces (for parity tests).
+- Arithmetic runs in the wider of the model's and the factors' dtype (diffusers casts the
+  factors to the model's dtype first); the factors themselves are stored in
+  `taylor_factors_dtype`, order 0 included, as in diffusers.
+- Two computed evaluations at the same position (heun's correction and the next step's first
+  evaluation) cannot be differenced: the newer value replaces the order-0 factor and the higher
+  factors are kept (diffusers raises on a zero step delta).
+- Factors are only kept while a later step will be predicted, and per conditioning branch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..runtime.branches import BranchStore
+from ..runtime.forward import ForwardContext, rows
+
+TAYLORSEER = "TaylorSeer"
+FACTOR_DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+MODES = ("lite", "blocks")
+EXPANSIONS = ("newton", "diffusers")
+MAX_ORDER = 4
+SAME_POSITION = 1e-6  # positions closer than this are the same point of the schedule
+
+Streams = dict[str, torch.Tensor]
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be a whole number {bounds}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class TaylorSeerConfig:
+    """Settings of the TaylorSeer node (diffusers' TaylorSeerCacheConfig fields).
+
+    cache_interval: N, the spacing of computed steps once caching has started (1 computes all).
+    disable_cache_before_step: D, steps 0 .. D-1 of the run are always computed.
+    disable_cache_after_step: steps from this one on are always computed; None means never.
+    max_order: order of the expansion (0 reuses the last computed value).
+    taylor_factors_dtype: dtype the factors are stored in.
+    mode: "lite" predicts the whole model output; "blocks" predicts what the transformer
+        blocks add and runs the embeddings and the final layer.
+    expansion: "newton" (default) or "diffusers" (diffusers' recursion, for parity tests).
+    """
+
+    cache_interval: int = 5
+    disable_cache_before_step: int = 3
+    disable_cache_after_step: int | None = None
+    max_order: int = 1
+    taylor_factors_dtype: torch.dtype = torch.bfloat16
+    mode: str = "blocks"
+    expansion: str = "newton"
+
+    def __post_init__(self) -> None:
+        _check_whole("cache_interval", self.cache_interval, 1)
+        _check_whole("disable_cache_before_step", self.disable_cache_before_step, 0)
+        if self.disable_cache_after_step is not None:
+            _check_whole("disable_cache_after_step", self.disable_cache_after_step, 0)
+        _check_whole("max_order", self.max_order, 0, MAX_ORDER)
+        if self.taylor_factors_dtype not in FACTOR_DTYPES.values():
+            raise ValueError(f"taylor_factors_dtype must be one of {', '.join(FACTOR_DTYPES)}, got {self.taylor_factors_dtype!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        if self.expansion not in EXPANSIONS:
+            raise ValueError(f"expansion must be one of {', '.join(EXPANSIONS)}, got {self.expansion!r}.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether these settings predict any step at all (for some number of steps)."""
+        after = self.disable_cache_after_step
+        return self.cache_interval > 1 and (after is None or after > self.disable_cache_before_step)
+
+    def computes_at(self, step: int) -> bool:
+        """diffusers' rule: whether sampler step `step` (0-based, within the run) is computed."""
+        after = self.disable_cache_after_step
+        return (
+            step < self.disable_cache_before_step
+            or (step - self.disable_cache_before_step - 1) % self.cache_interval == 0
+            or (after is not None and step >= after)
+        )
+
+
+def factor_dtype_named(name: str) -> torch.dtype:
+    """The torch dtype of a `taylor_factors_dtype` choice; ValueError for an unknown name."""
+    try:
+        return FACTOR_DTYPES[name]
+    except KeyError:
+        raise ValueError(f"taylor_factors_dtype must be one of {', '.join(FACTOR_DTYPES)}, got {name!r}.") from None
+
+
+def predicted_steps(total_steps: int, config: TaylorSeerConfig) -> tuple[bool, ...]:
+    """For each step of a run of `total_steps`, whether it is predicted."""
+    return tuple(config.enabled and not config.computes_at(step) for step in range(total_steps))
+
+
+def schedule_position(sample_sigmas: Sequence[float], sigma: float) -> float:
+    """Where `sigma` lies in the run's descending sigmas, in steps.
+
+    sample_sigmas[i] is position i; between two entries the position is linear in sigma. Sigmas
+    above the first entry are position 0, sigmas below the last are the last position.
+    """
+    last = len(sample_sigmas) - 1
+    for i in range(last):
+        high, low = sample_sigmas[i], sample_sigmas[i + 1]
+        if sigma >= low:
+            if sigma >= high or high == low:
+                return float(i)
+            return i + (high - sigma) / (high - low)
+    return float(max(last, 0))
+
+
+def _weights(expansion: str, position: float, nodes: Sequence[float], count: int) -> list[float]:
+    """Weights of the first `count` factors in the prediction at `position` (host floats)."""
+    if expansion == "diffusers":
+        offset = position - nodes[0]
+        return [offset**k / math.factorial(k) for k in range(count)]
+    weights, product = [1.0], 1.0
+    for k in range(1, count):
+        product *= position - nodes[k - 1]
+        weights.append(product)
+    return weights
+
+
+class TaylorSeries:
+    """Extrapolates one tensor-valued function of the schedule position from its computed values.
+
+    factors[k] is the k-th order factor and nodes[k] the position of the k-th newest computed
+    value (newest first). Newton form: factors are divided differences f[n0, .., nk] and the
+    prediction is sum_k factors[k] * prod_{i<k}(t - n_i).
+    """
+
+    def __init__(self, max_order: int, factor_dtype: torch.dtype, expansion: str = "newton") -> None:
+        self.max_order = max_order
+        self.factor_dtype = factor_dtype
+        self.expansion = expansion
+        self.factors: list[torch.Tensor] = []
+        self.nodes: list[float] = []
+        self.value_dtype: torch.dtype | None = None
+
+    def update(self, value: torch.Tensor, position: float, copy: bool = True) -> None:
+        """Add a computed value at `position`. copy=False lets order 0 share `value`'s storage
+        (when the caller hands over a tensor nobody else will change)."""
+        work = torch.promote_types(value.dtype, self.factor_dtype)
+        previous, previous_nodes = self.factors, self.nodes
+        if previous and previous[0].shape != value.shape:
+            previous, previous_nodes = [], []  # the value changed shape: restart at order 0
+        if previous and abs(position - previous_nodes[0]) < SAME_POSITION:
+            self.factors = [value.to(self.factor_dtype, copy=copy), *previous[1:]]
+            self.value_dtype = value.dtype
+            return
+        new = [value.to(work)]
+        for k in range(1, min(self.max_order, len(previous)) + 1):
+            spacing = position - (previous_nodes[0] if self.expansion == "diffusers" else previous_nodes[k - 1])
+            new.append((new[k - 1] - previous[k - 1]) / spacing)
+        new[0] = value.to(self.factor_dtype, copy=copy)
+        self.factors = [new[0], *(factor.to(self.factor_dtype) for factor in new[1:])]
+        self.nodes = [position, *previous_nodes][: len(self.factors)]
+        self.value_dtype = value.dtype
+
+    def predict(self, position: float) -> torch.Tensor:
+        """The extrapolated value at `position`, in the dtype of the computed values (a new tensor)."""
+        if not self.factors:
+            raise RuntimeError("TaylorSeries.predict before any update")
+        work = torch.promote_types(self.value_dtype, self.factor_dtype)
+        weights = _weights(self.expansion, position, self.nodes, len(self.factors))
+        out = self.factors[0].to(work, copy=True)
+        for weight, factor in zip(weights[1:], self.factors[1:]):
+            out.add_(factor, alpha=weight)
+        return out.to(self.value_dtype)
+
+    @property
+    def shape(self) -> torch.Size | None:
+        """Shape of the predicted values, None before the first update."""
+        return self.factors[0].shape if self.factors else None
+
+    def nbytes(self) -> int:
+        """Bytes held by the factors."""
+        return sum(f.numel() * f.element_size() for f in self.factors)
+
+
+class TaylorSeerRun:
+    """TaylorSeer's state for one sampling run: the step plan and one series per branch and stream."""
+
+    copy_values = True  # whether computed values must be copied before they are kept
+
+    def __init__(self, config: TaylorSeerConfig, sample_sigmas: Sequence[float]) -> None:
+        self.config = config
+        self.sample_sigmas = tuple(float(s) for s in sample_sigmas)
+        self.predicts = predicted_steps(max(len(self.sample_sigmas) - 1, 0), config)
+        self.last_predicted_step = max((i for i, p in enumerate(self.predicts) if p), default=-1)
+        self.branches: BranchStore[dict[str, TaylorSeries]] = BranchStore(dict)
+        self._positions: dict[float, float] = {}
+
+    def position(self, sigma: float) -> float:
+        """Schedule position of an evaluation at `sigma` (memoised per run)."""
+        position = self._positions.get(sigma)
+        if position is None:
+            position = self._positions[sigma] = schedule_position(self.sample_sigmas, sigma)
+        return position
+
+    def predicts_now(self, ctx: ForwardContext) -> bool:
+        """Whether this forward's step is a predicted one."""
+        return ctx.in_window and ctx.step < len(self.predicts) and self.predicts[ctx.step]
+
+    def learns_now(self, ctx: ForwardContext) -> bool:
+        """Whether a computed forward should update the factors (a later step will be predicted)."""
+        return ctx.may_cache and ctx.step < self.last_predicted_step
+
+    def predict(self, ctx: ForwardContext, fits: tuple[int, ...] | None = None) -> Streams | None:
+        """Every stream predicted for the whole batch (branches joined in batch order), or None when
+        a branch has nothing to predict from, or its cached shape does not end in `fits`."""
+        position = self.position(ctx.sigma)
+        parts: list[Streams] = []
+        for chunk in ctx.chunks:
+            series = self.branches.find(chunk.uuid)
+            if not series:
+                return None
+            size = chunk.rows.stop - chunk.rows.start
+            for one in series.values():
+                shape = one.shape
+                if shape is None or shape[0] != size or (fits and tuple(shape[-len(fits):]) != fits):
+                    return None
+            parts.append({name: one.predict(position) for name, one in series.items()})
+        if len(parts) == 1:
+            return parts[0]
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def learn(self, ctx: ForwardContext, streams: Streams) -> None:
+        """Update each branch's series with its rows of the computed streams."""
+        position = self.position(ctx.sigma)
+        config = self.config
+        for chunk in ctx.chunks:
+            series = self.branches.get(chunk.uuid)
+            for name, value in streams.items():
+                one = series.get(name)
+                if one is None:
+                    one = series[name] = TaylorSeries(config.max_order, config.taylor_factors_dtype, config.expansion)
+                one.update(rows(value, chunk), position, copy=self.copy_values)
+
+    def cache_bytes(self) -> int:
+        """Bytes of cached tensors held now: (orders kept) x (stream size) per stream per branch."""
+        return sum(one.nbytes() for series in self.branches for one in series.values())
+
+    def close(self) -> None:
+        """Free every cached tensor."""
+        self.branches.clear()
+        self._positions.clear()
+
+
+class TaylorSeerLiteRun(TaylorSeerRun):
+    """Lite mode: the whole diffusion-model output is predicted (an OutputPredictor, see
+    runtime/output_prediction.py). The report's unit is one forward."""
+
+    def predict_output(self, ctx: ForwardContext, x: torch.Tensor) -> torch.Tensor | None:
+        """The predicted output of this forward, or None to run the model."""
+        ctx.blocks_total += 1
+        predicted = self.predict(ctx, fits=tuple(x.shape[2:])) if self.predicts_now(ctx) else None
+        if predicted is None:
+            ctx.blocks_computed += 1
+            return None
+        return predicted["output"]
+
+    def observe_output(self, ctx: ForwardContext, x: torch.Tensor, output: object) -> None:
+        """Learn from the output of a computed forward."""
+        if isinstance(output, torch.Tensor) and self.learns_now(ctx):
+            self.learn(ctx, {"output": output})
+
+
+class TaylorSeerBlocksRun(TaylorSeerRun):
+    """Blocks mode: a block-stack policy (runtime/block_stack.py) that predicts what the whole
+    transformer stack adds to its input, per stream, and replays it on predicted steps.
+
+    Predicting each block's residual and chaining them gives the same result: the prediction is
+    linear in the cached values, so the sum of the blocks' predicted residuals is the predicted
+    residual of the stack. Keeping one series per stream instead of one per block saves the
+    memory of all but one block, and all but one prediction per forward.
+    """
+
+    residual_from_head_input = True
+    copy_values = False  # the stack residual is a fresh tensor that only this cache holds
+
+    def skip_before_head(self, ctx: ForwardContext) -> Streams | None:
+        """On a predicted step: the stack residual to replay at the tail; otherwise None."""
+        return self.predict(ctx) if self.predicts_now(ctx) else None
+
+    def skip_after_head(self, ctx: ForwardContext, head_in: Streams, head_out: Streams) -> None:
+        """TaylorSeer decides before the head only."""
+        return None
+
+    def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
+        """Learn from the residual of a fully computed stack."""
+        if self.learns_now(ctx):
+            self.learn(ctx, residual)
