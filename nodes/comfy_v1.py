@@ -32,8 +32,9 @@ def build_v1_node(definition: NodeDef) -> type:
         required.update({w.id: _v1_input(w) for w in definition.widgets})
         return {"required": required, "hidden": {"unique_id": "UNIQUE_ID"}}
 
-    def run(self, model: Any, unique_id: str | None = None, **values: Any) -> tuple:
-        return (definition.apply(model, node_id=unique_id, **values),)
+    def run(self, model: Any, unique_id: str | None = None, **values: Any) -> dict:
+        patched, warnings = definition.run(model, unique_id, values)
+        return {"result": (patched,), "ui": {"text": warnings}} if warnings else {"result": (patched,)}
 
     def validate(cls, **values: Any) -> bool | str:
         return definition.validation_message(values) or True

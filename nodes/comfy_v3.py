@@ -38,7 +38,8 @@ def build_v3_node(definition: NodeDef) -> type:
 
     def execute(cls, model: Any, **values: Any) -> io.NodeOutput:
         node_id = getattr(cls.hidden, "unique_id", None) if cls.hidden is not None else None
-        return io.NodeOutput(definition.apply(model, node_id=node_id, **values))
+        patched, warnings = definition.run(model, node_id, values)
+        return io.NodeOutput(patched, ui={"text": warnings} if warnings else None)
 
     def validate_inputs(cls, **values: Any) -> bool | str:
         return definition.validation_message(values) or True

@@ -1,7 +1,6 @@
 """The MagCache node."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..cache_core.families.table import MAG_CACHE
@@ -11,8 +10,6 @@ from ..cache_core.ratios.ratio_file import fingerprint_mismatch, model_fingerpri
 from ..cache_core.runtime.install import install_block_stack_cache, supported_family_name
 from .node_def import ComboInput, FloatInput, IntInput, NodeDef
 from .ui_report import send_report_to_ui
-
-log = logging.getLogger("CacheKit")
 
 WIDGETS = (
     ComboInput(
@@ -42,7 +39,7 @@ def _config(ratios: str, threshold: float, max_skip_steps: int, retention_ratio:
     return MagCacheConfig(ratios=table, threshold=threshold, max_skip_steps=max_skip_steps, retention_ratio=retention_ratio)
 
 
-def ratio_warnings(model: Any, ratios: str) -> list[str]:
+def ratio_warnings(model: Any, ratios: str, **_: Any) -> list[str]:
     """Warnings when the chosen table was made for another model family or other weights."""
     table, metadata = load_ratios(ratios)
     family = supported_family_name(model)
@@ -63,8 +60,6 @@ def check_mag_cache(**values: Any) -> None:
 def apply_mag_cache(model: Any, node_id: str | None = None, **values: Any) -> Any:
     """Return a clone of `model` with MagCache installed (or `model` itself if unsupported)."""
     config = _config(**values)
-    for warning in ratio_warnings(model, values["ratios"]):
-        log.warning("CacheKit %s", warning)
     return install_block_stack_cache(
         model,
         key="cachekit_mag_cache",
@@ -87,4 +82,5 @@ MAG_CACHE_NODE = NodeDef(
     widgets=WIDGETS,
     apply=apply_mag_cache,
     check=check_mag_cache,
+    notices=ratio_warnings,
 )

@@ -4,6 +4,7 @@ Node IDs and input names are a public API: saved workflows refer to them. Never 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -64,6 +65,8 @@ class ComboInput:
         return list(self.options() if callable(self.options) else self.options)
 
 
+log = logging.getLogger("CacheKit")
+
 Widget = Union[FloatInput, IntInput, BoolInput, StringInput, ComboInput]
 
 MODEL_TOOLTIP = "The diffusion model to accelerate (from a model loader or a LoRA / patch node)."
@@ -76,6 +79,8 @@ class NodeDef:
     apply(model, node_id, **widget_values) returns the patched model; it raises ValueError for
     bad values, which ComfyUI shows on the node.
     check(**widget_values) validates the widget values alone (queue-time validation).
+    notices(model, **widget_values) lists warnings for the user (logged, and shown on the node
+    through its UI output "text").
     """
 
     node_id: str
@@ -84,8 +89,17 @@ class NodeDef:
     widgets: tuple[Widget, ...]
     apply: Callable[..., Any]
     check: Callable[..., None]
+    notices: Callable[..., list[str]] | None = None
     category: str = "CacheKit"
     output_tooltip: str = "A clone of the model with the cache installed; the input model is not changed."
+
+    def run(self, model: Any, node_id: str | None, values: dict[str, Any]) -> tuple[Any, list[str]]:
+        """Apply the node: the patched model and the warnings to show (already logged)."""
+        patched = self.apply(model, node_id=node_id, **values)
+        warnings = self.notices(model, **values) if self.notices is not None else []
+        for warning in warnings:
+            log.warning("CacheKit %s", warning)
+        return patched, warnings
 
     def validation_message(self, values: dict[str, Any]) -> str | None:
         """A user-facing message when the given widget values are invalid, else None.

@@ -112,8 +112,17 @@ def factor_dtype_named(name: str) -> torch.dtype:
 
 
 def predicted_steps(total_steps: int, config: TaylorSeerConfig) -> tuple[bool, ...]:
-    """For each step of a run of `total_steps`, whether it is predicted."""
-    return tuple(config.enabled and not config.computes_at(step) for step in range(total_steps))
+    """For each step of a run of `total_steps`, whether it is predicted.
+
+    A step before the first computed one has nothing to predict from and is computed (diffusers
+    raises there, e.g. at step 0 with disable_cache_before_step=0).
+    """
+    plan: list[bool] = []
+    computed_before = False
+    for step in range(total_steps):
+        plan.append(config.enabled and computed_before and not config.computes_at(step))
+        computed_before = computed_before or not plan[-1]
+    return tuple(plan)
 
 
 def schedule_position(sample_sigmas: Sequence[float], sigma: float) -> float:

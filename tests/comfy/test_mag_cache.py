@@ -152,8 +152,11 @@ def test_ratios_from_another_family_warn(tiny, ratio_folder, caplog):
     flux = tiny.load_tiny("flux")
     tiny.run_sampler(apply_calibration(flux, filename_prefix="fluxcal"), "flux", steps=8)
     wan = tiny.load_tiny("wan21")
+    from cachekit.nodes.mag_cache import MAG_CACHE_NODE
+
+    values = dict(ratios="fluxcal_00001.safetensors", threshold=0.06, max_skip_steps=3, retention_ratio=0.2)
     with caplog.at_level(logging.WARNING, logger="CacheKit"):
-        patched = mag(wan, ratios="fluxcal_00001.safetensors")
-    assert patched is not wan
+        patched, warnings = MAG_CACHE_NODE.run(wan, None, values)
+    assert patched is not wan and len(warnings) == 2
     text = caplog.text
     assert "calibrated for Flux, but the model is Wan" in text and "different architecture" in text

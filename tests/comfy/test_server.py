@@ -100,3 +100,13 @@ def test_corrupt_ratio_file_is_a_clear_error_and_the_server_keeps_running(server
     assert "prompt_id" not in answer
     assert "broken.safetensors" in str(answer["node_errors"][node_id]) and "cannot be read" in str(answer["node_errors"][node_id])
     assert server.get("/system_stats")  # still serving
+
+
+def test_ratios_for_another_family_warn_on_the_node(server):
+    prompt = tiny_wan_prompt("mag_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=6)
+    (node_id,) = [k for k, v in prompt.items() if v["class_type"] == "CacheKitMagCache"]
+    prompt[node_id]["inputs"]["ratios"] = "flux"
+    entry = _run(server, prompt)
+    (warning,) = entry["outputs"][node_id]["text"]
+    assert "calibrated for Flux, but the model is Wan" in warning
+    assert warning in server.log_text()
