@@ -45,6 +45,9 @@ MAG_CACHE = "MagCache"
 MAG_CALIBRATION = "MagCacheCalibration"
 BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE, MAG_CALIBRATION})
 
+# The methods users pick, in the order the README lists them (calibration goes with MagCache).
+METHODS = (FIRST_BLOCK_CACHE, MAG_CACHE)
+
 _FLUX_BLOCKS = (
     BlockList("double_blocks", "double_block", ("img", "txt")),
     BlockList("single_blocks", "single_block", ("img",)),

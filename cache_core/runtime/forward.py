@@ -40,7 +40,6 @@ class ForwardContext:
     may_cache: bool
     in_window: bool
     eval_key: tuple[int, float]
-    first_of_eval: bool
     eval_state: dict[str, Any]
     scratch: dict[str, Any] = field(default_factory=dict)
     blocks_total: int = 0

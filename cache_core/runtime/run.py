@@ -92,8 +92,7 @@ class SamplingRun:
         sigma = float(sigmas.reshape(-1)[0]) if isinstance(sigmas, torch.Tensor) else self.clock.sigma_of_step(0)
         step = self.clock.step_at(sigma)
         eval_key = (step, sigma)
-        first = eval_key != self._eval_key
-        if first:
+        if eval_key != self._eval_key:
             self._eval_key = eval_key
             self._eval_state = {}
         chunks = chunk_layout(x.shape[0], transformer_options.get("cond_or_uncond"), transformer_options.get("uuids"))
@@ -105,7 +104,6 @@ class SamplingRun:
             may_cache=may_cache,
             in_window=may_cache and self.in_window(step),
             eval_key=eval_key,
-            first_of_eval=first,
             eval_state=self._eval_state,
         )
         self.current = ctx

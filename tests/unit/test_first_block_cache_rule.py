@@ -43,7 +43,7 @@ def test_threshold_zero_never_skips():
 def _ctx(step, eval_state, chunks=None, in_window=True):
     return ForwardContext(
         step=step, sigma=1.0 - step / 10, chunks=chunks or chunk_layout(2, [1, 0], ["u", "c"]),
-        may_cache=True, in_window=in_window, eval_key=(step, 0.0), first_of_eval=True, eval_state=eval_state,
+        may_cache=True, in_window=in_window, eval_key=(step, 0.0), eval_state=eval_state,
     )
 
 
