@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .attention_sites import BLOCK_KERNEL, CROSS, MODULE_FORWARD, SPATIAL, AttentionSites
+
 
 @dataclass(frozen=True)
 class BlockList:
@@ -29,6 +31,7 @@ class Family:
 
     joint_order: for models whose single-stream blocks run on the concatenation of the
     double-stream outputs, the order of that concatenation along the token axis.
+    attention: where the blocks compute attention, by kind (for the attention caches).
     """
 
     name: str
@@ -36,6 +39,7 @@ class Family:
     block_lists: tuple[BlockList, ...]
     methods: frozenset[str]
     joint_order: tuple[str, ...] = ()
+    attention: tuple[AttentionSites, ...] = ()
     notes: str = ""
     unsupported: dict[str, str] = field(default_factory=dict)
 
@@ -43,10 +47,22 @@ class Family:
 FIRST_BLOCK_CACHE = "FirstBlockCache"
 MAG_CACHE = "MagCache"
 MAG_CALIBRATION = "MagCacheCalibration"
+PYRAMID_ATTENTION_BROADCAST = "PyramidAttentionBroadcast"
+FASTER_CACHE = "FasterCache"
 BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE, MAG_CALIBRATION})
+ATTENTION_METHODS = frozenset({PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE})
 
 # The methods users pick, in the order the README lists them (calibration goes with MagCache).
-METHODS = (FIRST_BLOCK_CACHE, MAG_CACHE)
+METHODS = (FIRST_BLOCK_CACHE, PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE, MAG_CACHE)
+
+_FLUX_ATTENTION = (
+    AttentionSites("double_blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),
+    AttentionSites("single_blocks", SPATIAL, BLOCK_KERNEL, replace_name="single_block"),
+)
+_WAN_ATTENTION = (
+    AttentionSites("blocks", SPATIAL, MODULE_FORWARD, module="self_attn"),
+    AttentionSites("blocks", CROSS, MODULE_FORWARD, module="cross_attn"),
+)
 
 _FLUX_BLOCKS = (
     BlockList("double_blocks", "double_block", ("img", "txt")),
@@ -59,7 +75,8 @@ FAMILIES: tuple[Family, ...] = (
         module_class="comfy.ldm.flux.model.Flux",
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
-        methods=BLOCK_STACK_METHODS,
+        attention=_FLUX_ATTENTION,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
         notes="Flux dev, schnell and Kontext (reference latents ride along in the image stream).",
     ),
     Family(
@@ -67,20 +84,23 @@ FAMILIES: tuple[Family, ...] = (
         module_class="comfy.ldm.chroma.model.Chroma",
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
-        methods=BLOCK_STACK_METHODS,
+        attention=_FLUX_ATTENTION,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
     ),
     Family(
         name="HunyuanVideo",
         module_class="comfy.ldm.hunyuan_video.model.HunyuanVideo",
         block_lists=_FLUX_BLOCKS,
         joint_order=("img", "txt"),
-        methods=BLOCK_STACK_METHODS,
+        attention=_FLUX_ATTENTION,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
     ),
     Family(
         name="Wan",
         module_class="comfy.ldm.wan.model.WanModel",
         block_lists=(BlockList("blocks", "double_block", ("img",)),),
-        methods=BLOCK_STACK_METHODS,
+        attention=_WAN_ATTENTION,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
         notes="Wan 2.1 and Wan 2.2 (5B, and each A14B expert as its own run).",
     ),
 )
@@ -91,6 +111,11 @@ _BY_CLASS = {family.module_class: family for family in FAMILIES}
 def qualified_name(cls: type) -> str:
     """`module.QualName` of a class, the key of the family table."""
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def family_named(name: str) -> Family | None:
+    """The family entry called `name` (e.g. "Wan"), or None."""
+    return next((family for family in FAMILIES if family.name == name), None)
 
 
 def family_for_module(diffusion_model: object) -> Family | None:

@@ -9,6 +9,10 @@ if find_comfyui() is None:
     collect_ignore_glob = ["test_*.py"]
 else:
     boot_comfy()
+    import torch
+
+    # The tiny models are far faster on one thread than on two contended cores.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
