@@ -29,8 +29,9 @@ STEPS_NOTE = (
 WIDGETS = (
     IntInput(
         "cache_interval", 5, 1, 100,
-        "Once caching has started, compute one step in every this many and predict the others "
-        "(diffusers' default 5: four predicted steps between computed ones). 1 computes every step.",
+        "After the first disable_cache_before_step steps (D), one step in every cache_interval (N) is computed, "
+        "steps D+1, D+1+N, D+1+2N, ..., and the others are predicted from the last computed ones. diffusers' "
+        "default 5 with D=3 computes steps 0, 1, 2, 4, 9, 14, ... 1 computes every step.",
     ),
     IntInput(
         "disable_cache_before_step", 3, 0, MAX_STEP,
@@ -52,14 +53,16 @@ WIDGETS = (
     ComboInput(
         "taylor_factors_dtype", tuple(FACTOR_DTYPES), "bfloat16",
         "Precision of the cached factors. bfloat16 (diffusers' default) halves the memory of float32 but "
-        "rounds the cached values; float32 is the most accurate.",
+        "rounds the cached values; float32 is the most accurate; float16 is more precise than bfloat16 but "
+        "overflows above 65504, which large hidden states (blocks mode) can reach.",
     ),
     ComboInput(
         "mode", MODES, "blocks",
-        "blocks: on predicted steps every transformer block is skipped and what the blocks add is predicted; "
-        "the input embedding and the final layer still run with the current timestep (diffusers' default, "
-        "non-lite mode). lite: the whole model output is predicted, which is cheaper in time and memory but "
-        "less accurate (diffusers' use_lite_mode).",
+        "blocks: on predicted steps no transformer block runs; what the blocks add to the hidden state is "
+        "predicted, and the input embedding and the final layer run with the current timestep (diffusers' "
+        "default, non-lite mode). Caches max_order + 1 hidden-state tensors per CFG branch. lite: the whole "
+        "model output is predicted and nothing of the model runs on predicted steps; caches only "
+        "latent-sized tensors (diffusers' use_lite_mode).",
     ),
 )
 

@@ -49,11 +49,12 @@ MAG_CACHE = "MagCache"
 MAG_CALIBRATION = "MagCacheCalibration"
 PYRAMID_ATTENTION_BROADCAST = "PyramidAttentionBroadcast"
 FASTER_CACHE = "FasterCache"
+TAYLORSEER = "TaylorSeer"
 BLOCK_STACK_METHODS = frozenset({FIRST_BLOCK_CACHE, MAG_CACHE, MAG_CALIBRATION})
 ATTENTION_METHODS = frozenset({PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE})
 
 # The methods users pick, in the order the README lists them (calibration goes with MagCache).
-METHODS = (FIRST_BLOCK_CACHE, PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE, MAG_CACHE)
+METHODS = (FIRST_BLOCK_CACHE, PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE, TAYLORSEER, MAG_CACHE)
 
 _FLUX_ATTENTION = (
     AttentionSites("double_blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),
@@ -76,7 +77,7 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
         notes="Flux dev, schnell and Kontext (reference latents ride along in the image stream).",
     ),
     Family(
@@ -85,7 +86,7 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
     ),
     Family(
         name="HunyuanVideo",
@@ -93,14 +94,14 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("img", "txt"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
     ),
     Family(
         name="Wan",
         module_class="comfy.ldm.wan.model.WanModel",
         block_lists=(BlockList("blocks", "double_block", ("img",)),),
         attention=_WAN_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS,
+        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
         notes="Wan 2.1 and Wan 2.2 (5B, and each A14B expert as its own run).",
     ),
 )

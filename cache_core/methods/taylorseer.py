@@ -11,37 +11,39 @@ Where CacheKit differs from diffusers, on purpose:
 - Factors are functions of the *schedule position*: the index of the evaluation's sigma in the
   run's sigmas, linear between two entries (`schedule_position`). For one evaluation per step this
   is the step number, as in diffusers; heun's correction at sigma[i + 1] sits at i + 1, dpm_2's
-  midpoint between i and i + 1. Every computed evaluation updates the factors.
-- The default expansion is Newton's divided differences over those positions, which extrapolates
-  polynomials of degree <= max_order exactly for any spacing of the computed evaluations
-  (0, 1, 2, 4, 9, ...). For max_order <= 1 it is identical to diffusers' recursion; for higher
-  orders diffusers divides every difference by the latest spacing and weights by s^k / k!, which
-  `expansion="diffusers"` reproduces (for parity tests).
+  midpoint between i and i + 1. Computed evaluations at the schedule's sigmas update the factors;
+  midpoints are predicted at their own position but not learned from (see `learns_now`).
+- The default expansion is Newton's divided differences over those positions (taylor_series.py),
+  exact on polynomials of degree <= max_order for any spacing. For max_order <= 1 it is
+  diffusers' formula; for higher orders `expansion="diffusers"` reproduces diffusers.
 - Arithmetic runs in the wider of the model's and the factors' dtype (diffusers casts the
-  factors to the model's dtype first); the factors themselves are stored in
-  `taylor_factors_dtype`, order 0 included, as in diffusers.
+  factors to the model's dtype first); factors are stored in `taylor_factors_dtype`, order 0
+  included, as in diffusers.
 - Two computed evaluations at the same position (heun's correction and the next step's first
   evaluation) cannot be differenced: the newer value replaces the order-0 factor and the higher
   factors are kept (diffusers raises on a zero step delta).
 - Factors are only kept while a later step will be predicted, and per conditioning branch.
+- Lite mode predicts the diffusion model's output, as diffusers' lite mode predicts `proj_out`
+  (ComfyUI's output is that projection unpatchified, a linear rearrangement); nothing else of the
+  model runs on a predicted step. Blocks mode predicts the residual of the whole block stack per
+  stream (see TaylorSeerBlocksRun); diffusers' default mode predicts attention modules matched by
+  name instead (which matches nothing in Wan).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from ..families.table import TAYLORSEER  # noqa: F401  (re-exported for the node)
 from ..runtime.branches import BranchStore
 from ..runtime.forward import ForwardContext, rows
+from .taylor_series import EXPANSIONS, TaylorSeries
 
-TAYLORSEER = "TaylorSeer"
 FACTOR_DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 MODES = ("lite", "blocks")
-EXPANSIONS = ("newton", "diffusers")
 MAX_ORDER = 4
-SAME_POSITION = 1e-6  # positions closer than this are the same point of the schedule
 
 Streams = dict[str, torch.Tensor]
 
@@ -128,86 +130,19 @@ def predicted_steps(total_steps: int, config: TaylorSeerConfig) -> tuple[bool, .
 def schedule_position(sample_sigmas: Sequence[float], sigma: float) -> float:
     """Where `sigma` lies in the run's descending sigmas, in steps.
 
-    sample_sigmas[i] is position i; between two entries the position is linear in sigma. Sigmas
-    above the first entry are position 0, sigmas below the last are the last position.
+    sample_sigmas[i] is position i (exactly, within a relative 1e-5); between two entries the
+    position is linear in sigma. Sigmas above the first entry are position 0, sigmas below the
+    last are the last position.
     """
+    tolerance = 1e-5 * abs(sigma) + 1e-8
     last = len(sample_sigmas) - 1
     for i in range(last):
         high, low = sample_sigmas[i], sample_sigmas[i + 1]
-        if sigma >= low:
-            if sigma >= high or high == low:
-                return float(i)
+        if sigma >= high - tolerance:
+            return float(i)
+        if sigma > low + tolerance:
             return i + (high - sigma) / (high - low)
     return float(max(last, 0))
-
-
-def _weights(expansion: str, position: float, nodes: Sequence[float], count: int) -> list[float]:
-    """Weights of the first `count` factors in the prediction at `position` (host floats)."""
-    if expansion == "diffusers":
-        offset = position - nodes[0]
-        return [offset**k / math.factorial(k) for k in range(count)]
-    weights, product = [1.0], 1.0
-    for k in range(1, count):
-        product *= position - nodes[k - 1]
-        weights.append(product)
-    return weights
-
-
-class TaylorSeries:
-    """Extrapolates one tensor-valued function of the schedule position from its computed values.
-
-    factors[k] is the k-th order factor and nodes[k] the position of the k-th newest computed
-    value (newest first). Newton form: factors are divided differences f[n0, .., nk] and the
-    prediction is sum_k factors[k] * prod_{i<k}(t - n_i).
-    """
-
-    def __init__(self, max_order: int, factor_dtype: torch.dtype, expansion: str = "newton") -> None:
-        self.max_order = max_order
-        self.factor_dtype = factor_dtype
-        self.expansion = expansion
-        self.factors: list[torch.Tensor] = []
-        self.nodes: list[float] = []
-        self.value_dtype: torch.dtype | None = None
-
-    def update(self, value: torch.Tensor, position: float, copy: bool = True) -> None:
-        """Add a computed value at `position`. copy=False lets order 0 share `value`'s storage
-        (when the caller hands over a tensor nobody else will change)."""
-        work = torch.promote_types(value.dtype, self.factor_dtype)
-        previous, previous_nodes = self.factors, self.nodes
-        if previous and previous[0].shape != value.shape:
-            previous, previous_nodes = [], []  # the value changed shape: restart at order 0
-        if previous and abs(position - previous_nodes[0]) < SAME_POSITION:
-            self.factors = [value.to(self.factor_dtype, copy=copy), *previous[1:]]
-            self.value_dtype = value.dtype
-            return
-        new = [value.to(work)]
-        for k in range(1, min(self.max_order, len(previous)) + 1):
-            spacing = position - (previous_nodes[0] if self.expansion == "diffusers" else previous_nodes[k - 1])
-            new.append((new[k - 1] - previous[k - 1]) / spacing)
-        new[0] = value.to(self.factor_dtype, copy=copy)
-        self.factors = [new[0], *(factor.to(self.factor_dtype) for factor in new[1:])]
-        self.nodes = [position, *previous_nodes][: len(self.factors)]
-        self.value_dtype = value.dtype
-
-    def predict(self, position: float) -> torch.Tensor:
-        """The extrapolated value at `position`, in the dtype of the computed values (a new tensor)."""
-        if not self.factors:
-            raise RuntimeError("TaylorSeries.predict before any update")
-        work = torch.promote_types(self.value_dtype, self.factor_dtype)
-        weights = _weights(self.expansion, position, self.nodes, len(self.factors))
-        out = self.factors[0].to(work, copy=True)
-        for weight, factor in zip(weights[1:], self.factors[1:]):
-            out.add_(factor, alpha=weight)
-        return out.to(self.value_dtype)
-
-    @property
-    def shape(self) -> torch.Size | None:
-        """Shape of the predicted values, None before the first update."""
-        return self.factors[0].shape if self.factors else None
-
-    def nbytes(self) -> int:
-        """Bytes held by the factors."""
-        return sum(f.numel() * f.element_size() for f in self.factors)
 
 
 class TaylorSeerRun:
@@ -235,8 +170,16 @@ class TaylorSeerRun:
         return ctx.in_window and ctx.step < len(self.predicts) and self.predicts[ctx.step]
 
     def learns_now(self, ctx: ForwardContext) -> bool:
-        """Whether a computed forward should update the factors (a later step will be predicted)."""
-        return ctx.may_cache and ctx.step < self.last_predicted_step
+        """Whether a computed forward updates the factors: a later step will be predicted, and the
+        evaluation lies on the sampling trajectory, at one of the schedule's sigmas.
+
+        The extra evaluations of midpoint samplers (dpm_2, dpmpp_2s, ...) run at a trial latent
+        between two sigmas; differencing them against trajectory values over a fraction of a step
+        amplifies their error (on the tiny test models dpmpp_2s_ancestral went from 0.04 to 0.3
+        relative error in blocks mode, and from 0.3 to 3 in lite mode), so they are computed
+        but not learned from.
+        """
+        return ctx.may_cache and ctx.step < self.last_predicted_step and self.position(ctx.sigma).is_integer()
 
     def predict(self, ctx: ForwardContext, fits: tuple[int, ...] | None = None) -> Streams | None:
         """Every stream predicted for the whole batch (branches joined in batch order), or None when
@@ -299,13 +242,14 @@ class TaylorSeerLiteRun(TaylorSeerRun):
 
 
 class TaylorSeerBlocksRun(TaylorSeerRun):
-    """Blocks mode: a block-stack policy (runtime/block_stack.py) that predicts what the whole
-    transformer stack adds to its input, per stream, and replays it on predicted steps.
+    """Blocks mode: a block-stack policy (runtime/block_stack.py). On predicted steps no block
+    runs: the first block's input plus the predicted residual of the whole stack (per stream, in
+    the last block's layout) becomes the last block's output, and the final layer runs on it.
 
-    Predicting each block's residual and chaining them gives the same result: the prediction is
-    linear in the cached values, so the sum of the blocks' predicted residuals is the predicted
-    residual of the stack. Keeping one series per stream instead of one per block saves the
-    memory of all but one block, and all but one prediction per forward.
+    This is what predicting every block would give, at the memory of one block: predicting each
+    block's residual and adding it to the block's live input chains to the same sum, because the
+    prediction is linear in the cached values; predicting each block's output outright would leave
+    only the last block's prediction in the result.
     """
 
     residual_from_head_input = True

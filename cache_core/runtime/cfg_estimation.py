@@ -83,7 +83,7 @@ class UnconditionalEstimationHook:
             return executor(*args)
         policy: UnconditionalPolicy = run.method
         sigma = float(timestep.reshape(-1)[0])
-        eval_key = (run.clock.step_at(sigma), sigma)
+        eval_key = run.evaluation_key(sigma)
         scale = output_scale(model, sigma)
         if policy.skip_unconditional(eval_key, sigma, x_in.shape, cond_uuids(conds[POSITIVE]), cond_uuids(conds[NEGATIVE])):
             out = list(executor(model, [conds[POSITIVE], None], x_in, timestep, model_options))

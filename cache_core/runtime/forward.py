@@ -29,7 +29,7 @@ class ForwardContext:
     in_window: skipping is allowed (may_cache, and the step is inside the start/end window).
     blocks_total / blocks_computed: the report's units (blocks, attention calls, ...) offered
     and actually computed in this forward.
-    eval_key identifies the model evaluation (step, sigma) this forward is part of: with split
+    eval_key identifies the model evaluation (counter, sigma) this forward is part of: with split
     CFG one evaluation is several forwards, and they share `eval_state`, where the first one
     leaves its decision.
     """

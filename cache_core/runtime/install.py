@@ -7,7 +7,7 @@ from typing import Any, Callable
 from ..families.table import Family, family_for_module, qualified_name
 from .block_stack import StackBlockHook
 from .run import CacheSpec, MethodRun, SamplingRun
-from .sampling_hooks import DiffusionModelHook, OuterSampleHook, SamplerStepHook
+from .sampling_hooks import EvaluationHook, ForwardHook, OuterSampleHook
 
 log = logging.getLogger("CacheKit")
 
@@ -24,9 +24,9 @@ def require_wrapper_support() -> Any:
         from comfy.patcher_extension import WrappersMP
     except ImportError as err:  # ComfyUI before Dec 2024
         raise UnsupportedComfyUI(f"CacheKit needs ComfyUI {MINIMUM_COMFYUI} or newer; please update ComfyUI.") from err
-    if not hasattr(WrappersMP, "DIFFUSION_MODEL"):
+    if not all(hasattr(WrappersMP, name) for name in ("OUTER_SAMPLE", "PREDICT_NOISE", "CALC_COND_BATCH", "APPLY_MODEL")):
         raise UnsupportedComfyUI(
-            f"CacheKit needs ComfyUI {MINIMUM_COMFYUI} or newer (the DIFFUSION_MODEL wrapper is missing); please update ComfyUI."
+            f"CacheKit needs ComfyUI {MINIMUM_COMFYUI} or newer (its sampling wrappers are missing); please update ComfyUI."
         )
     return WrappersMP
 
@@ -85,11 +85,11 @@ def install_cache(
         end_percent=end_percent, unit=unit, node_id=node_id, on_report=on_report,
     )
     patched = model.clone()
-    for wrapper_type in (wrappers.OUTER_SAMPLE, wrappers.SAMPLER_SAMPLE, wrappers.DIFFUSION_MODEL):
+    for wrapper_type in (wrappers.OUTER_SAMPLE, wrappers.PREDICT_NOISE, wrappers.APPLY_MODEL):
         patched.remove_wrappers_with_key(wrapper_type, key)
     patched.add_wrapper_with_key(wrappers.OUTER_SAMPLE, key, OuterSampleHook(spec))
-    patched.add_wrapper_with_key(wrappers.SAMPLER_SAMPLE, key, SamplerStepHook(key))
-    patched.add_wrapper_with_key(wrappers.DIFFUSION_MODEL, key, DiffusionModelHook(key))
+    patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, key, EvaluationHook(key))
+    patched.add_wrapper_with_key(wrappers.APPLY_MODEL, key, ForwardHook(key))
     if patch_model is not None:
         patch_model(patched, family, key)
     return patched

@@ -1,6 +1,6 @@
 """Whole-forward prediction: a method may answer a diffusion-model forward without running it.
 
-The DIFFUSION_MODEL wrapper (sampling_hooks.DiffusionModelHook) asks the run's method object,
+The APPLY_MODEL wrapper (sampling_hooks.ForwardHook) asks the run's method object,
 when it implements `OutputPredictor`, for a predicted output before each forward; a tensor is
 returned to the sampler as the forward's output and the model does not run. After a forward that
 did run (completely, with no fallback), the method observes its output. Methods without these

@@ -63,6 +63,7 @@ class SamplingRun:
         self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps, unit=spec.unit)
         self.current: ForwardContext | None = None
         self.disabled_reason: str | None = None
+        self.evaluation = 0
         self._eval_key: tuple[int, float] | None = None
         self._eval_state: dict[str, Any] = {}
         self.method: MethodRun = spec.start_run(self)
@@ -86,12 +87,20 @@ class SamplingRun:
             self.report.note = f"caching disabled: {reason}"
             log.warning("CacheKit %s: %s; caching is off for this run.", self.spec.method, reason)
 
+    def begin_evaluation(self) -> None:
+        """A new model evaluation starts (one PREDICT_NOISE call: all its CFG forwards)."""
+        self.evaluation += 1
+
+    def evaluation_key(self, sigma: float) -> tuple[int, float]:
+        """Identifies the current evaluation; forwards of one evaluation share its decisions."""
+        return (self.evaluation, sigma)
+
     def begin_forward(self, transformer_options: dict, x: torch.Tensor, has_control: bool) -> ForwardContext:
         """Open the context of one diffusion-model forward."""
         sigmas = transformer_options.get("sigmas")
         sigma = float(sigmas.reshape(-1)[0]) if isinstance(sigmas, torch.Tensor) else self.clock.sigma_of_step(0)
         step = self.clock.step_at(sigma)
-        eval_key = (step, sigma)
+        eval_key = self.evaluation_key(sigma)
         if eval_key != self._eval_key:
             self._eval_key = eval_key
             self._eval_state = {}

@@ -1,17 +1,15 @@
 """ComfyUI wrappers that give every cache the same per-run lifecycle.
 
 OUTER_SAMPLE creates the run state in a per-run copy of the guider's model options and frees it in
-`finally`; SAMPLER_SAMPLE hands the sampler a step callback that drives the step clock;
-DIFFUSION_MODEL opens and closes the context of each forward. Each is a small stateless callable,
+`finally`; PREDICT_NOISE marks each model evaluation; APPLY_MODEL opens and closes the context
+of each forward. Each is a small stateless callable,
 registered with `add_wrapper_with_key` under the cache's key, so several caches and other packs
 compose.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
 
 from .block_stack import StackBlockHook, StackShapeMismatch, forward_was_consistent
 from .output_prediction import observe_output, predicted_output
@@ -50,47 +48,38 @@ class OuterSampleHook:
 
 
 @dataclass(frozen=True)
-class SamplerStepHook:
-    """SAMPLER_SAMPLE wrapper: passes the sampler a callback that reports finished steps."""
+class EvaluationHook:
+    """PREDICT_NOISE wrapper: marks the start of each model evaluation (all its CFG forwards)."""
 
     key: str
 
     def __call__(self, executor, *args, **kwargs):
-        args = list(args)
-        extra_args = args[2] if len(args) > 2 else kwargs["extra_args"]
-        run = extra_args.get("model_options", {}).get("transformer_options", {}).get(self.key)
+        model_options = args[2] if len(args) > 2 else kwargs.get("model_options", {})
+        run = (model_options.get("transformer_options") or {}).get(self.key)
         if isinstance(run, SamplingRun):
-            if len(args) > 3:
-                args[3] = _step_reporter(run, args[3])
-            else:
-                kwargs["callback"] = _step_reporter(run, kwargs.get("callback"))
+            run.begin_evaluation()
         return executor(*args, **kwargs)
 
 
-def _step_reporter(run: SamplingRun, callback: Callable | None) -> Callable:
-    def report_step(step: int, *rest: Any) -> Any:
-        run.clock.step_finished(int(step))
-        return callback(step, *rest) if callback is not None else None
-
-    return report_step
-
-
 @dataclass(frozen=True)
-class DiffusionModelHook:
-    """DIFFUSION_MODEL wrapper: opens the forward context that the block hooks work in, and lets
-    a method that predicts whole outputs (output_prediction.OutputPredictor) answer the forward."""
+class ForwardHook:
+    """APPLY_MODEL wrapper: opens the context of one model forward that the block and attention
+    hooks work in, and lets a method that predicts whole outputs (output_prediction) answer it.
+
+    APPLY_MODEL (`BaseModel._apply_model(x, t, c_concat, c_crossattn, control, transformer_options)`)
+    has the same arguments for every family, unlike the diffusion models' own `_forward`.
+    """
 
     key: str
 
     def __call__(self, executor, *args, **kwargs):
-        arguments = _bind_forward_arguments(executor.class_obj, args, kwargs)
-        options = arguments.get("transformer_options") or {}
+        options = (args[5] if len(args) > 5 else kwargs.get("transformer_options")) or {}
         run = options.get(self.key)
         if not isinstance(run, SamplingRun):
             return executor(*args, **kwargs)
         if run.report.forwards == 0:
             _check_block_hooks(run, options)
-        has_control = arguments.get("control") is not None
+        has_control = (args[4] if len(args) > 4 else kwargs.get("control")) is not None
         ctx = run.begin_forward(options, args[0], has_control)
         try:
             predicted = predicted_output(run.method, ctx, args[0])
@@ -114,17 +103,6 @@ class DiffusionModelHook:
             return executor(*args, **kwargs)
         finally:
             run.end_forward(ctx)
-
-
-def _bind_forward_arguments(module: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The wrapped `_forward`'s arguments by name (their positions differ between families)."""
-    try:
-        bound = inspect.signature(module._forward).bind_partial(*args, **kwargs)
-    except (TypeError, ValueError, AttributeError):
-        return dict(kwargs)
-    arguments = dict(bound.arguments)
-    arguments.update(arguments.pop("kwargs", {}) or {})
-    return arguments
 
 
 def _check_block_hooks(run: SamplingRun, options: dict) -> None:

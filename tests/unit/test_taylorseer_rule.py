@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
+from cachekit.cache_core.methods.taylor_series import TaylorSeries
 from cachekit.cache_core.methods.taylorseer import (
     TaylorSeerConfig,
     TaylorSeerLiteRun,
-    TaylorSeries,
     factor_dtype_named,
     predicted_steps,
     schedule_position,
@@ -131,7 +131,7 @@ def test_a_shape_change_restarts_at_order_zero():
 def _context(step, sigma, uuids):
     chunks = chunk_layout(len(uuids), list(range(len(uuids))), list(uuids))
     return ForwardContext(step=step, sigma=sigma, chunks=chunks, may_cache=True, in_window=True,
-                          eval_key=(step, sigma), first_of_eval=True, eval_state={})
+                          eval_key=(step, sigma), eval_state={})
 
 
 def test_batched_and_split_branches_predict_the_same_rows():
@@ -191,3 +191,17 @@ def test_factor_dtype_names():
     with pytest.raises(ValueError, match="taylor_factors_dtype"):
         factor_dtype_named("float64")
     assert math.isclose(float(torch.tensor(1.0, dtype=factor_dtype_named("bfloat16"))), 1.0)
+
+
+def test_midpoint_evaluations_are_predicted_but_not_learned_from():
+    """dpm_2 evaluates between two schedule sigmas at a trial latent: computed there, it must not move the factors."""
+    sigmas = [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
+    run = TaylorSeerLiteRun(TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, taylor_factors_dtype=torch.float32), sigmas)
+    x = torch.zeros(1, 1, 1, 1)
+    for step, sigma, value in ((0, 1.0, 0.0), (0, 0.9, 100.0), (1, 0.8, 1.0)):
+        ctx = _context(step, sigma, "c")
+        assert run.predict_output(ctx, x) is None
+        run.observe_output(ctx, x, torch.full((1, 1, 1, 1), value))
+    midpoint = run.predict_output(_context(2, 0.7, "c"), x)
+    assert midpoint.item() == pytest.approx(1.5)  # position 1.5 on the line through (0, 0) and (1, 1)
+    assert run.predict_output(_context(2, 0.6, "c"), x).item() == pytest.approx(2.0)
