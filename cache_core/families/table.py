@@ -32,6 +32,9 @@ class Family:
     joint_order: for models whose single-stream blocks run on the concatenation of the
     double-stream outputs, the order of that concatenation along the token axis.
     attention: where the blocks compute attention, by kind (for the attention caches).
+    loop_patches: `transformer_options["patches"]` entries the model applies between blocks; while
+    one is set, nothing is skipped (the stack's residual would no longer be the blocks' alone).
+    unsupported: for methods this family lacks, the reason shown to users.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Family:
     methods: frozenset[str]
     joint_order: tuple[str, ...] = ()
     attention: tuple[AttentionSites, ...] = ()
+    loop_patches: tuple[str, ...] = ()
     notes: str = ""
     unsupported: dict[str, str] = field(default_factory=dict)
 
@@ -55,6 +59,7 @@ ATTENTION_METHODS = frozenset({PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE})
 
 # The methods users pick, in the order the README lists them (calibration goes with MagCache).
 METHODS = (FIRST_BLOCK_CACHE, PYRAMID_ATTENTION_BROADCAST, FASTER_CACHE, TAYLORSEER, MAG_CACHE)
+ALL_METHODS = BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER}
 
 _FLUX_ATTENTION = (
     AttentionSites("double_blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),
@@ -77,7 +82,7 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
+        methods=ALL_METHODS,
         notes="Flux dev, schnell and Kontext (reference latents ride along in the image stream).",
     ),
     Family(
@@ -86,7 +91,7 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("txt", "img"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
+        methods=ALL_METHODS,
     ),
     Family(
         name="HunyuanVideo",
@@ -94,15 +99,85 @@ FAMILIES: tuple[Family, ...] = (
         block_lists=_FLUX_BLOCKS,
         joint_order=("img", "txt"),
         attention=_FLUX_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
+        methods=ALL_METHODS,
     ),
     Family(
         name="Wan",
         module_class="comfy.ldm.wan.model.WanModel",
         block_lists=(BlockList("blocks", "double_block", ("img",)),),
         attention=_WAN_ATTENTION,
-        methods=BLOCK_STACK_METHODS | ATTENTION_METHODS | {TAYLORSEER},
+        methods=ALL_METHODS,
         notes="Wan 2.1 and Wan 2.2 (5B, and each A14B expert as its own run).",
+    ),
+    Family(
+        name="QwenImage",
+        module_class="comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
+        block_lists=(BlockList("transformer_blocks", "double_block", ("img", "txt")),),
+        attention=(AttentionSites("transformer_blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),),
+        loop_patches=("double_block",),
+        methods=ALL_METHODS,
+        notes="Qwen-Image and Qwen-Image-Edit (reference latents ride along in the image stream).",
+    ),
+    Family(
+        name="LTXV",
+        module_class="comfy.ldm.lightricks.model.LTXVModel",
+        block_lists=(BlockList("transformer_blocks", "double_block", ("img",)),),
+        attention=(
+            AttentionSites("transformer_blocks", SPATIAL, MODULE_FORWARD, module="attn1"),
+            AttentionSites("transformer_blocks", CROSS, MODULE_FORWARD, module="attn2"),
+        ),
+        methods=ALL_METHODS,
+    ),
+    Family(
+        name="SD3",
+        module_class="comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",
+        block_lists=(BlockList("joint_blocks", "double_block", ("img", "txt")),),
+        attention=(AttentionSites("joint_blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),),
+        methods=ALL_METHODS,
+        notes="SD3 and SD3.5 (the last joint block returns no text stream).",
+    ),
+    Family(
+        name="Mochi",
+        module_class="comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint",
+        block_lists=(BlockList("blocks", "double_block", ("img", "txt")),),
+        attention=(AttentionSites("blocks", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),),
+        methods=ALL_METHODS,
+    ),
+    Family(
+        name="AuraFlow",
+        module_class="comfy.ldm.aura.mmdit.MMDiT",
+        block_lists=(
+            BlockList("double_layers", "double_block", ("img", "txt")),
+            BlockList("single_layers", "single_block", ("img",)),
+        ),
+        joint_order=("txt", "img"),
+        attention=(
+            AttentionSites("double_layers", SPATIAL, BLOCK_KERNEL, replace_name="double_block"),
+            AttentionSites("single_layers", SPATIAL, BLOCK_KERNEL, replace_name="single_block"),
+        ),
+        methods=ALL_METHODS,
+    ),
+    Family(
+        name="Hunyuan3Dv2",
+        module_class="comfy.ldm.hunyuan3d.model.Hunyuan3Dv2",
+        block_lists=_FLUX_BLOCKS,
+        joint_order=("txt", "img"),
+        attention=_FLUX_ATTENTION,
+        methods=ALL_METHODS,
+    ),
+    *(
+        Family(name=name, module_class=module_class, block_lists=(), methods=frozenset(), unsupported={m: reason for m in METHODS})
+        for name, module_class, reason in (
+            ("Lumina2", "comfy.ldm.lumina.model.NextDiT", "its blocks have no ComfyUI block patch points, so caching them would need a copied model forward"),
+            ("HiDream", "comfy.ldm.hidream.model.HiDreamImageTransformer2DModel", "its blocks have no ComfyUI block patch points and mix per-block Llama states into the text stream"),
+            ("Cosmos", "comfy.ldm.cosmos.model.GeneralDIT", "its blocks have no ComfyUI block patch points"),
+            ("CosmosPredict2", "comfy.ldm.cosmos.predict2.MiniTrainDIT", "its blocks have no ComfyUI block patch points"),
+            ("Hunyuan3Dv2_1", "comfy.ldm.hunyuan3dv2_1.hunyuandit.HunYuanDiTPlain", "its block patches return bare tensors, it keeps U-Net skips and reorders the CFG halves of the batch"),
+            ("UNet (SD1.5 / SDXL)", "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel", "U-Net blocks have no block patch points and carry skip connections"),
+            ("PixArt", "comfy.ldm.pixart.pixartms.PixArtMS", "its attention does not receive transformer_options and it has no block patch points"),
+            ("HunyuanDiT", "comfy.ldm.hydit.models.HunYuanDiT", "its block patches get no transformer_options and it keeps U-Net skips"),
+            ("OmniGen2", "comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel", "its blocks have no ComfyUI block patch points"),
+        )
     ),
 )
 

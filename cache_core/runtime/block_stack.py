@@ -113,7 +113,7 @@ def walk_block(hook: StackBlockHook, policy: StackPolicy, ctx: ForwardContext, a
             if state.replay is None:
                 state.segment_start = to_tail_layout(hook.family, hook.block_list, out)
     if hook.is_tail and state.segment_start is not None:
-        policy.store_stack_residual(ctx, {k: out[k] - v for k, v in state.segment_start.items() if k in out})
+        policy.store_stack_residual(ctx, {k: out[k] - v for k, v in state.segment_start.items() if out.get(k) is not None})
     return out
 
 

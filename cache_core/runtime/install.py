@@ -51,7 +51,7 @@ def supported_family(model: Any, method: str) -> Family | None:
         return None
     if method not in family.methods:
         reason = family.unsupported.get(method, "not supported for this family yet")
-        log.warning("CacheKit %s: %s on %s is %s; the model passes through unchanged.", method, method, family.name, reason)
+        log.warning("CacheKit %s: model family %s is not supported (%s); the model passes through unchanged.", method, family.name, reason)
         return None
     return family
 

@@ -105,7 +105,9 @@ class SamplingRun:
             self._eval_key = eval_key
             self._eval_state = {}
         chunks = chunk_layout(x.shape[0], transformer_options.get("cond_or_uncond"), transformer_options.get("uuids"))
-        may_cache = self.spec.enabled and self.disabled_reason is None and not has_control
+        patches = transformer_options.get("patches") or {}
+        in_loop_patch = any(patches.get(name) for name in self.spec.family.loop_patches)
+        may_cache = self.spec.enabled and self.disabled_reason is None and not has_control and not in_loop_patch
         ctx = ForwardContext(
             step=step,
             sigma=sigma,
