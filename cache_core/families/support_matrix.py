@@ -12,14 +12,13 @@ def support_matrix_markdown() -> str:
     lines = ["| Family | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
     gaps = []
     for family in FAMILIES:
-        cells = []
-        for method in METHODS:
-            if method in family.methods:
-                cells.append("yes")
-            else:
-                cells.append("no")
-                gaps.append(f"- {family.name} / {method}: {family.unsupported.get(method, 'not implemented yet')}")
-        lines.append(f"| {family.name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {family.name} | " + " | ".join("yes" if m in family.methods else "no" for m in METHODS) + " |")
+        missing = [m for m in METHODS if m not in family.methods]
+        reasons = {family.unsupported.get(m, "not implemented yet") for m in missing}
+        if len(missing) == len(METHODS) and len(reasons) == 1:
+            gaps.append(f"- {family.name} (every method): {reasons.pop()}")
+        else:
+            gaps += [f"- {family.name} / {m}: {family.unsupported.get(m, 'not implemented yet')}" for m in missing]
     supported = {m: sum(m in f.methods for f in FAMILIES) for m in METHODS}
     lines.append("")
     lines.append("Families supported per method: " + ", ".join(f"{m} {n}/{len(FAMILIES)}" for m, n in supported.items()) + ".")
