@@ -43,6 +43,11 @@ def is_positive_negative(conds: Any) -> bool:
     return isinstance(conds, (list, tuple)) and len(conds) == 2 and conds[POSITIVE] is not None and conds[NEGATIVE] is not None
 
 
+def has_control(conds: Any) -> bool:
+    """True when a ControlNet / T2I adapter is attached to any conditioning (caching stays off)."""
+    return any(isinstance(c, dict) and c.get("control") is not None for side in conds if side for c in side)
+
+
 def cond_uuids(cond: list) -> frozenset[Hashable]:
     """The conditioning uuids (the branch keys of the forwards) of one side of the conds list."""
     return frozenset(c["uuid"] for c in cond if isinstance(c, dict) and "uuid" in c)
@@ -78,6 +83,7 @@ class UnconditionalEstimationHook:
             or not run.spec.enabled
             or run.disabled_reason is not None
             or not is_positive_negative(conds)
+            or has_control(conds)
             or model_options.get("context_handler") is not None
         ):
             return executor(*args)

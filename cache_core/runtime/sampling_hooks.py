@@ -40,6 +40,8 @@ class OuterSampleHook:
         sampler_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
         run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma, sampler_name)
         guider.model_options.setdefault("transformer_options", {})[self.spec.key] = run
+        if guider.model_options.get("context_handler") is not None:
+            run.disable("context windows split every evaluation into windows that one cache cannot tell apart")
         try:
             return executor(*args, **kwargs)
         finally:

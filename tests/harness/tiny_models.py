@@ -83,16 +83,29 @@ def _checkpoint(family: str, seed: int) -> str:
     return str(write_checkpoint(family, directory / f"{family}.safetensors", seed, dtype=torch.float32))
 
 
+FLUX_CONFIG = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=64,
+                   mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000,
+                   patch_size=2, qkv_bias=True, guidance_embed=True)
+
+
+def tiny_flux_controlnet(seed: int = 0) -> Any:
+    """A ComfyUI ControlNet object around a tiny XLabs-style ControlNetFlux matching tiny_flux."""
+    import comfy.controlnet
+    import comfy.ops
+    from comfy.ldm.flux.controlnet import ControlNetFlux
+
+    module = ControlNetFlux(mistoline=False, operations=comfy.ops.manual_cast, device="cpu", dtype=torch.float32, **FLUX_CONFIG)
+    module.load_state_dict(_randomize(module, seed))
+    return comfy.controlnet.ControlNet(module, load_device=torch.device("cpu"), manual_cast_dtype=None, extra_conds=["y", "guidance"])
+
+
 def tiny_flux(seed: int = 0) -> Any:
     """A config-built tiny Flux (hidden 64, two heads, two double and two single blocks)."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
 
-    config = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=64,
-                  mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000,
-                  patch_size=2, qkv_bias=True, guidance_embed=True)
-    model_config = comfy.supported_models.Flux(config)
+    model_config = comfy.supported_models.Flux(dict(FLUX_CONFIG))
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
     state = _randomize(model.diffusion_model, seed)
@@ -131,15 +144,15 @@ def empty_latent(family: str, batch: int = 1) -> torch.Tensor:
 def run_sampler(
     model: Any, family: str, *, steps: int = 8, cfg: float = 1.0, sampler: str = "euler", scheduler: str = "simple",
     seed: int = 0, batch: int = 1, denoise: float = 1.0, start_step: int | None = None, last_step: int | None = None,
-    latent: torch.Tensor | None = None,
+    latent: torch.Tensor | None = None, positive: list | None = None, negative: list | None = None,
 ) -> torch.Tensor:
-    """Sample `model` like KSampler / KSamplerAdvanced with fixed noise and conditioning."""
+    """Sample `model` like KSampler / KSamplerAdvanced with fixed noise and (by default) seeded conditioning."""
     import comfy.sample
 
     latent = empty_latent(family, batch) if latent is None else latent
     noise = comfy.sample.prepare_noise(latent, seed)
-    positive = make_conditioning(family, seed=1)
-    negative = make_conditioning(family, seed=2)
+    positive = make_conditioning(family, seed=1) if positive is None else positive
+    negative = make_conditioning(family, seed=2) if negative is None else negative
     return comfy.sample.sample(
         model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, denoise=denoise,
         start_step=start_step, last_step=last_step, disable_pbar=True, seed=seed,

@@ -1,0 +1,96 @@
+"""What users stack on a MODEL or a conditioning: ControlNet, context windows, LoRA.
+
+ControlNet residuals and context windows change what one forward means, so every CacheKit node
+computes everything while they are active (exactly the uncached result); LoRA-patched weights are
+just weights, so caching works on them as on any model.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from cachekit.nodes import NODE_DEFS
+
+NODES = {d.node_id: d for d in NODE_DEFS if d.node_id != "CacheKitMagCacheCalibrate"}
+AGGRESSIVE = {
+    "CacheKitFirstBlockCache": dict(threshold=1.0),
+    "CacheKitMagCache": dict(threshold=0.5, retention_ratio=0.0),
+    "CacheKitPyramidAttentionBroadcast": dict(spatial_attention_start_percent=0.0, spatial_attention_end_percent=1.0),
+    "CacheKitFasterCache": {},
+    "CacheKitTaylorSeerCache": dict(disable_cache_before_step=1, cache_interval=3),
+}
+
+
+def apply(node_id, model):
+    values = {w.id: w.default for w in NODES[node_id].widgets}
+    values.update(AGGRESSIVE[node_id])
+    return NODES[node_id].apply(model, **values)
+
+
+@pytest.fixture(scope="module")
+def controlled(tiny):
+    import nodes
+
+    model = tiny.load_tiny("flux")
+    image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    positive, negative = nodes.ControlNetApplyAdvanced().apply_controlnet(
+        tiny.make_conditioning("flux", seed=1), tiny.make_conditioning("flux", seed=2), tiny.tiny_flux_controlnet(), image, 1.0, 0.0, 1.0
+    )
+    return model, positive, negative
+
+
+@pytest.mark.parametrize("node_id", list(NODES))
+def test_controlnet_turns_caching_off(tiny, controlled, node_id):
+    model, positive, negative = controlled
+    base = tiny.run_sampler(model, "flux", steps=10, cfg=2.0, positive=positive, negative=negative)
+    plain = tiny.run_sampler(model, "flux", steps=10, cfg=2.0)
+    assert not torch.equal(base, plain)  # the ControlNet really acts
+    out = tiny.run_sampler(apply(node_id, model), "flux", steps=10, cfg=2.0, positive=positive, negative=negative)
+    assert torch.equal(out, base)
+
+
+@pytest.mark.parametrize("node_id", list(NODES))
+def test_context_windows_turn_caching_off_with_a_warning(tiny, caplog, node_id):
+    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+
+    model = tiny.load_tiny("wan21")
+    windowed = WanContextWindowsManualNode.execute(model, 9, 1, "standard_static", 1, False, "pyramid").result[0]
+    latent = torch.zeros(1, 16, 6, 8, 8)
+    base = tiny.run_sampler(windowed, "wan21", steps=8, cfg=2.0, latent=latent)
+    with caplog.at_level(logging.WARNING, logger="CacheKit"):
+        out = tiny.run_sampler(apply(node_id, windowed), "wan21", steps=8, cfg=2.0, latent=latent)
+    assert torch.equal(out, base)
+    assert "context windows" in caplog.text
+
+
+def _tiny_lora(model) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(7)
+    lora = {}
+    for name, weight in model.model.diffusion_model.state_dict().items():
+        if name.endswith("self_attn.q.weight") or name.endswith("ffn.0.weight"):
+            stem = "diffusion_model." + name[: -len(".weight")]
+            lora[f"{stem}.lora_up.weight"] = torch.randn(weight.shape[0], 4, generator=generator) * 0.1
+            lora[f"{stem}.lora_down.weight"] = torch.randn(4, weight.shape[1], generator=generator) * 0.1
+    return lora
+
+
+def test_lora_patched_models_cache_like_any_model(tiny):
+    import comfy.sd
+
+    model = tiny.load_tiny("wan21")
+    lora_model, _ = comfy.sd.load_lora_for_models(model, None, _tiny_lora(model), 1.0, 0.0)
+    base = tiny.run_sampler(lora_model, "wan21", steps=12, cfg=2.0)
+    assert not torch.equal(base, tiny.run_sampler(model, "wan21", steps=12, cfg=2.0))  # the LoRA really acts
+    fbc = NODES["CacheKitFirstBlockCache"]
+    off = fbc.apply(lora_model, threshold=0.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
+    assert torch.equal(tiny.run_sampler(off, "wan21", steps=12, cfg=2.0), base)
+    with tiny.count_block_calls(model) as counter:
+        out = tiny.run_sampler(apply("CacheKitFirstBlockCache", lora_model), "wan21", steps=12, cfg=2.0)
+    assert counter.calls < counter.forwards * 3
+    assert (out - base).abs().max().item() < 0.5 * base.abs().max().item()
+    # and the cache applied before the LoRA works too (the LoRA loader clones the patched model)
+    cache_on_base = fbc.apply(model, threshold=0.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
+    cached_first, _ = comfy.sd.load_lora_for_models(cache_on_base, None, _tiny_lora(model), 1.0, 0.0)
+    assert torch.equal(tiny.run_sampler(cached_first, "wan21", steps=12, cfg=2.0), base)
