@@ -96,6 +96,7 @@ class FirstBlockCacheRun(ResidualCacheRun):
                 self.branches.get(chunk.uuid).head_residual = rows(residual, chunk)
         return replay
 
+    @torch.compiler.disable  # a host-side decision: keep it out of torch.compile graphs
     def _decide(self, ctx: ForwardContext, residual: torch.Tensor) -> bool:
         limit = self.config.max_consecutive_skips
         skip = False

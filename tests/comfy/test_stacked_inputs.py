@@ -94,3 +94,43 @@ def test_lora_patched_models_cache_like_any_model(tiny):
     cache_on_base = fbc.apply(model, threshold=0.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
     cached_first, _ = comfy.sd.load_lora_for_models(cache_on_base, None, _tiny_lora(model), 1.0, 0.0)
     assert torch.equal(tiny.run_sampler(cached_first, "wan21", steps=12, cfg=2.0), base)
+
+
+@pytest.mark.parametrize("order", ["cache-then-compile", "compile-then-cache"])
+def test_torch_compile_in_either_order(tiny, order):
+    """ComfyUI's compile wrapper (what TorchCompileModel installs), eager backend for speed."""
+    from comfy_api.torch_helpers import set_torch_compile_wrapper
+
+    model = tiny.load_tiny("flux")
+    fbc = NODES["CacheKitFirstBlockCache"]
+    settings = dict(start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
+    plain = tiny.run_sampler(model, "flux", steps=8, cfg=2.0)
+    skipping_uncompiled = tiny.run_sampler(fbc.apply(model, threshold=1.0, **settings), "flux", steps=8, cfg=2.0)
+
+    def build(threshold):
+        if order == "compile-then-cache":
+            compiled = model.clone()
+            set_torch_compile_wrapper(compiled, backend="eager")
+            return fbc.apply(compiled, threshold=threshold, **settings)
+        cached = fbc.apply(model, threshold=threshold, **settings).clone()
+        set_torch_compile_wrapper(cached, backend="eager")
+        return cached
+
+    assert torch.allclose(tiny.run_sampler(build(0.0), "flux", steps=8, cfg=2.0), plain, atol=1e-5)
+    assert torch.allclose(tiny.run_sampler(build(1.0), "flux", steps=8, cfg=2.0), skipping_uncompiled, atol=1e-5)
+
+
+def test_torch_compile_model_node_with_inductor(tiny, caplog):
+    from comfy_extras.nodes_torch_compile import TorchCompileModel
+
+    model = tiny.load_tiny("flux")
+    compiled = TorchCompileModel.execute(model, "inductor").result[0]
+    base = tiny.run_sampler(compiled, "flux", steps=6, cfg=2.0)
+    fbc = NODES["CacheKitFirstBlockCache"]
+    patched = fbc.apply(compiled, threshold=1.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
+    with caplog.at_level(logging.INFO, logger="CacheKit"):
+        out = tiny.run_sampler(patched, "flux", steps=6, cfg=2.0)
+    assert torch.isfinite(out).all() and (out - base).abs().max().item() < 0.5 * base.abs().max().item()
+    (line,) = [r.getMessage() for r in caplog.records if "CacheKit FirstBlockCache [Flux]" in r.getMessage()]
+    computed, total = map(int, line.split("computed ")[1].split(" steps")[0].split("/"))
+    assert computed < total == 6
