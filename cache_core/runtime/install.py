@@ -7,11 +7,10 @@ from typing import Any, Callable
 from ..families.table import Family, family_for_module, qualified_name
 from .block_stack import StackBlockHook
 from .run import CacheSpec, MethodRun, SamplingRun
-from .sampling_hooks import EvaluationHook, ForwardHook, OuterSampleHook
+from .sampling_hooks import MINIMUM_COMFYUI, EvaluationHook, ForwardHook, OuterSampleHook
 
 log = logging.getLogger("CacheKit")
 
-MINIMUM_COMFYUI = "0.3.64"
 
 
 class UnsupportedComfyUI(RuntimeError):

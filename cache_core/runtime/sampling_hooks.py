@@ -15,6 +15,8 @@ from .block_stack import StackBlockHook, StackShapeMismatch, forward_was_consist
 from .output_prediction import observe_output, predicted_output
 from .run import CacheSpec, SamplingRun
 
+MINIMUM_COMFYUI = "0.3.64"
+
 log = logging.getLogger("CacheKit")
 
 
@@ -95,6 +97,8 @@ class ForwardHook:
             run.end_forward(ctx)
             raise
         ctx.aborted = failure is not None
+        if failure is None and run.report.forwards == 0 and ctx.may_cache and _uses_block_hooks(run, options) and ctx.blocks_total == 0:
+            run.disable(f"the {run.spec.family.name} blocks did not pass CacheKit its run state (ComfyUI older than {MINIMUM_COMFYUI}?)")
         run.end_forward(ctx)
         if failure is None:
             return out
@@ -105,6 +109,11 @@ class ForwardHook:
             return executor(*args, **kwargs)
         finally:
             run.end_forward(ctx)
+
+
+def _uses_block_hooks(run: SamplingRun, options: dict) -> bool:
+    installed = (options.get("patches_replace") or {}).get("dit") or {}
+    return any(isinstance(h, StackBlockHook) and h.key == run.spec.key for h in installed.values())
 
 
 def _check_block_hooks(run: SamplingRun, options: dict) -> None:
