@@ -7,7 +7,10 @@ from harness.server import ComfyServer
 from harness.tiny_models import write_checkpoint
 from harness.tiny_workflows import tiny_wan_prompt
 
-NODE_IDS = ["CacheKitFirstBlockCache", "CacheKitMagCache", "CacheKitMagCacheCalibrate"]
+NODE_IDS = [
+    "CacheKitFirstBlockCache", "CacheKitPyramidAttentionBroadcast", "CacheKitFasterCache", "CacheKitTaylorSeerCache",
+    "CacheKitMagCache", "CacheKitMagCacheCalibrate",
+]
 
 
 def combo_options(spec: list) -> list:
@@ -71,10 +74,19 @@ def _run(server, prompt):
     return entry
 
 
-def test_mag_cache_example_workflow_runs(server):
-    prompt = tiny_wan_prompt("mag_cache_wan_t2v.json", server.object_info(), "tiny_wan21.safetensors", steps=12)
+@pytest.mark.parametrize(
+    "example, method",
+    [
+        ("mag_cache_wan_t2v.json", "MagCache"),
+        ("pyramid_attention_broadcast_wan_t2v.json", "PyramidAttentionBroadcast"),
+        ("faster_cache_wan_t2v.json", "FasterCache"),
+        ("taylorseer_wan_t2v.json", "TaylorSeer"),
+    ],
+)
+def test_example_workflow_runs(server, example, method):
+    prompt = tiny_wan_prompt(example, server.object_info(), "tiny_wan21.safetensors", steps=12)
     _run(server, prompt)
-    assert "CacheKit MagCache [Wan]" in server.log_text()
+    assert f"CacheKit {method} [Wan]" in server.log_text()
 
 
 def test_calibrate_then_use_the_file_through_the_server(server):
