@@ -21,3 +21,19 @@ def tiny():
     from harness import tiny_models
 
     return tiny_models
+
+
+@pytest.fixture()
+def reports(monkeypatch):
+    """The RunReport of every sampling run in the test, in order."""
+    from cachekit.cache_core.runtime.run import SamplingRun
+
+    captured = []
+    original = SamplingRun.finish
+
+    def finish(self):
+        captured.append(original(self))
+        return captured[-1]
+
+    monkeypatch.setattr(SamplingRun, "finish", finish)
+    return captured

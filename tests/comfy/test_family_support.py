@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from cachekit.cache_core.families.table import family_for_module
-from cachekit.cache_core.runtime.run import SamplingRun
 from cachekit.nodes import NODE_DEFS
 from harness import tiny_families
 
@@ -58,19 +57,6 @@ def loaded():
         return cache[name]
 
     return load
-
-
-@pytest.fixture()
-def reports(monkeypatch):
-    captured = []
-    original = SamplingRun.finish
-
-    def finish(self):
-        captured.append(original(self))
-        return captured[-1]
-
-    monkeypatch.setattr(SamplingRun, "finish", finish)
-    return captured
 
 
 def apply(node_id, model, settings):

@@ -11,25 +11,10 @@ import pytest
 import torch
 
 from cachekit.cache_core.methods.taylorseer import TAYLORSEER
-from cachekit.cache_core.runtime.run import SamplingRun
 from cachekit.nodes.taylorseer import KEYS, apply_taylorseer_cache
 
 MODES = ("lite", "blocks")
 DEFAULT_COMPUTED_AT_12 = [0, 1, 2, 4, 9]
-
-
-@pytest.fixture()
-def reports(monkeypatch):
-    """The RunReport of every sampling run in the test, in order."""
-    captured = []
-    original = SamplingRun.finish
-
-    def finish(self):
-        captured.append(original(self))
-        return captured[-1]
-
-    monkeypatch.setattr(SamplingRun, "finish", finish)
-    return captured
 
 
 @pytest.fixture(scope="module")
