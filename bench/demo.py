@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 
 from harness.comfy_env import boot_comfy, find_comfyui  # noqa: E402
 

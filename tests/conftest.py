@@ -6,7 +6,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+    sys.path.append(str(TESTS))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 
 from harness.comfy_env import find_comfyui  # noqa: E402
 from harness.packages import register_cachekit  # noqa: E402

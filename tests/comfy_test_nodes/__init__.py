@@ -9,7 +9,7 @@ import sys
 
 _TESTS = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
+    sys.path.append(_TESTS)  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 
 from harness.tiny_models import make_conditioning  # noqa: E402
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.append(str(REPO / "tests"))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 from harness.comfy_env import find_comfyui  # noqa: E402
 
 COMFYUI_REPOSITORY = "https://github.com/Comfy-Org/ComfyUI.git"

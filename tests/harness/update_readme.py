@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 from harness.packages import REPO, register_cachekit  # noqa: E402
 
 register_cachekit()
