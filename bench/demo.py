@@ -68,10 +68,10 @@ def main() -> int:
         time_plain, stats_plain = run(server, uncached)
         time_cached, stats_cached = run(server, cached)
         report = re.findall(r"CacheKit FirstBlockCache \[.*", server.log_text())[-1]
+        plain = load_file(stats_plain["path"])["samples"]
+        fast = load_file(stats_cached["path"])["samples"]
     finally:
         server.stop()
-    plain = load_file(stats_plain["path"])["samples"]
-    fast = load_file(stats_cached["path"])["samples"]
     difference = (fast - plain).abs()
     print(f"\n{report}")
     print(f"uncached: {time_plain:.2f} s   cached: {time_cached:.2f} s   speed ratio: {time_plain / time_cached:.2f}x")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ class ComfyServer:
         if root is None:
             raise RuntimeError("no ComfyUI checkout found")
         self.root = root
+        self._owns_base = base is None
         self.base = Path(base or tempfile.mkdtemp(prefix="cachekit-server-"))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -110,7 +112,7 @@ class ComfyServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """End the server process."""
+        """End the server process and remove the temporary base directory it was given."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -118,3 +120,5 @@ class ComfyServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self._log.close()
+        if self._owns_base:
+            shutil.rmtree(self.base, ignore_errors=True)

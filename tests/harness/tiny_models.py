@@ -77,10 +77,15 @@ def write_checkpoint(family: str, path: Path, seed: int = 0, dtype: torch.dtype 
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _checkpoint_directory() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="cachekit-tiny-")  # removed when the process exits
+
+
 @functools.lru_cache(maxsize=None)
 def _checkpoint(family: str, seed: int) -> str:
-    directory = Path(tempfile.mkdtemp(prefix="cachekit-tiny-"))
-    return str(write_checkpoint(family, directory / f"{family}.safetensors", seed, dtype=torch.float32))
+    directory = Path(_checkpoint_directory().name)
+    return str(write_checkpoint(family, directory / f"{family}-{seed}.safetensors", seed, dtype=torch.float32))
 
 
 FLUX_CONFIG = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=64,
