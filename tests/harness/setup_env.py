@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,10 +56,14 @@ PACKAGES = {
 def clone_comfyui() -> Path | None:
     """Clone the pinned ComfyUI into the ignored .comfyui folder; None when that is impossible."""
     try:
-        subprocess.run(["git", "init", "-q", str(CLONE_DIR)], check=True, timeout=60)
-        subprocess.run(["git", "-C", str(CLONE_DIR), "fetch", "-q", "--depth", "1", COMFYUI_REPOSITORY, COMFYUI_PINNED_COMMIT], check=True, timeout=600)
-        subprocess.run(["git", "-C", str(CLONE_DIR), "checkout", "-q", "FETCH_HEAD"], check=True, timeout=120)
+        for command in (
+            ["git", "init", "-q", str(CLONE_DIR)],
+            ["git", "-C", str(CLONE_DIR), "fetch", "-q", "--depth", "1", COMFYUI_REPOSITORY, COMFYUI_PINNED_COMMIT],
+            ["git", "-C", str(CLONE_DIR), "checkout", "-q", "FETCH_HEAD"],
+        ):
+            subprocess.run(command, check=True, timeout=600, capture_output=True)
     except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(CLONE_DIR, ignore_errors=True)
         return None
     return CLONE_DIR if (CLONE_DIR / "comfy" / "model_patcher.py").is_file() else None
 
