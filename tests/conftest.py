@@ -8,6 +8,8 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.append(str(TESTS))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
 
+import pytest  # noqa: E402
+
 from harness.comfy_env import find_comfyui  # noqa: E402
 from harness.packages import register_cachekit  # noqa: E402
 
@@ -24,3 +26,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line("")
         terminalreporter.write_line("!!! The ComfyUI tests were SKIPPED: no ComfyUI checkout was found "
                                     "($COMFYUI_PATH, ~/ComfyUI, .comfyui). Only the unit tests ran. !!!", red=True, bold=True)
+
+
+@pytest.fixture()
+def reports(monkeypatch):
+    """The RunReport of every sampling run in the test, in order."""
+    from cachekit.cache_core.runtime.run import SamplingRun
+
+    captured = []
+    original = SamplingRun.finish
+
+    def finish(self):
+        captured.append(original(self))
+        return captured[-1]
+
+    monkeypatch.setattr(SamplingRun, "finish", finish)
+    return captured

@@ -22,18 +22,3 @@ def tiny():
 
     return tiny_models
 
-
-@pytest.fixture()
-def reports(monkeypatch):
-    """The RunReport of every sampling run in the test, in order."""
-    from cachekit.cache_core.runtime.run import SamplingRun
-
-    captured = []
-    original = SamplingRun.finish
-
-    def finish(self):
-        captured.append(original(self))
-        return captured[-1]
-
-    monkeypatch.setattr(SamplingRun, "finish", finish)
-    return captured
