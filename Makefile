@@ -8,6 +8,7 @@ setup:
 
 test: setup
 	$(PYTHON) -m pytest tests
+	$(PYTHON) tests/harness/oldest_comfyui.py
 
 demo: setup
 	$(PYTHON) bench/demo.py

@@ -30,7 +30,7 @@ else:
     from .nodes.comfy_v1 import build_v1_node
 
     logging.getLogger("CacheKit").warning(
-        "CacheKit: this ComfyUI has no V3 node API; the nodes load but need ComfyUI 0.3.64 or newer to run."
+        "CacheKit: this ComfyUI has no V3 node API; the nodes load but need ComfyUI 0.3.60 or newer to run."
     )
     NODE_CLASS_MAPPINGS = {d.node_id: build_v1_node(d) for d in NODE_DEFS}
     NODE_DISPLAY_NAME_MAPPINGS = {d.node_id: d.display_name for d in NODE_DEFS}

@@ -15,7 +15,7 @@ from .block_stack import StackBlockHook, StackShapeMismatch, forward_was_consist
 from .output_prediction import observe_output, predicted_output
 from .run import CacheSpec, SamplingRun
 
-MINIMUM_COMFYUI = "0.3.64"
+MINIMUM_COMFYUI = "0.3.60"
 
 log = logging.getLogger("CacheKit")
 

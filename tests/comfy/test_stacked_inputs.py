@@ -1,4 +1,4 @@
-"""What users stack on a MODEL or a conditioning: ControlNet, context windows, LoRA.
+"""What users stack on a MODEL or a conditioning: ControlNet, context windows, LoRA, torch.compile, low VRAM.
 
 ControlNet residuals and context windows change what one forward means, so every CacheKit node
 computes everything while they are active (exactly the uncached result); LoRA-patched weights are
@@ -124,7 +124,10 @@ def test_torch_compile_model_node_with_inductor(tiny, caplog):
     from comfy_extras.nodes_torch_compile import TorchCompileModel
 
     model = tiny.load_tiny("flux")
-    compiled = TorchCompileModel.execute(model, "inductor").result[0]
+    if hasattr(TorchCompileModel, "execute"):  # V3 node (ComfyUI 0.3.61+)
+        compiled = TorchCompileModel.execute(model, "inductor").result[0]
+    else:
+        compiled = TorchCompileModel().patch(model, "inductor")[0]
     base = tiny.run_sampler(compiled, "flux", steps=6, cfg=2.0)
     fbc = NODES["CacheKitFirstBlockCache"]
     patched = fbc.apply(compiled, threshold=1.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
@@ -134,3 +137,39 @@ def test_torch_compile_model_node_with_inductor(tiny, caplog):
     (line,) = [r.getMessage() for r in caplog.records if "CacheKit FirstBlockCache [Flux]" in r.getMessage()]
     computed, total = map(int, line.split("computed ")[1].split(" steps")[0].split("/"))
     assert computed < total == 6
+
+
+@pytest.fixture
+def partial_loading(monkeypatch):
+    """ComfyUI's low-VRAM partial loading, forced on this CPU-only machine.
+
+    load_models_gpu never partially loads onto a CPU device, so the CPU is reported as a device with
+    no free memory (--novram): every module is then left "offloaded" and casts its weights per call
+    (comfy.ops' lowvram path, LoRA patches applied on the fly), as on a small GPU.
+    """
+    import comfy.model_management as mm
+
+    mm.unload_all_models()
+    monkeypatch.setattr(mm, "is_device_cpu", lambda device: False)
+    monkeypatch.setattr(mm, "vram_state", mm.VRAMState.NO_VRAM)
+    yield
+    mm.unload_all_models()
+
+
+@pytest.mark.parametrize("node_id", list(NODES))
+def test_low_vram_partial_loading(tiny, partial_loading, reports, node_id):
+    import comfy.model_management as mm
+    import comfy.sd
+
+    model = tiny.load_tiny("wan21")
+    lora_model, _ = comfy.sd.load_lora_for_models(model, None, _tiny_lora(model), 1.0, 0.0)
+    base = tiny.run_sampler(lora_model, "wan21", steps=10, cfg=2.0)
+    assert any(m.model is lora_model for m in mm.current_loaded_models)
+    assert lora_model.model.model_lowvram and lora_model.model.lowvram_patch_counter > 0  # really partially loaded
+    if node_id == "CacheKitFirstBlockCache":
+        off = NODES[node_id].apply(lora_model, threshold=0.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
+        assert torch.equal(tiny.run_sampler(off, "wan21", steps=10, cfg=2.0), base)
+    out = tiny.run_sampler(apply(node_id, lora_model), "wan21", steps=10, cfg=2.0)
+    report = reports[-1]
+    assert report.units_computed < report.units_total, report.summary()
+    assert torch.isfinite(out).all() and (out - base).abs().max().item() < 0.5 * base.abs().max().item()

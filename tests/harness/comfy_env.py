@@ -17,6 +17,22 @@ def find_comfyui() -> Path | None:
     return None
 
 
+OLDEST_SUPPORTED = "0.3.60"
+
+
+def find_oldest_comfyui() -> Path | None:
+    """The oldest supported ComfyUI release: $COMFYUI_OLDEST_PATH, ~/ComfyUI-0.3.60, <repo>/.comfyui-oldest."""
+    candidates = [
+        os.environ.get("COMFYUI_OLDEST_PATH"),
+        str(Path.home() / f"ComfyUI-{OLDEST_SUPPORTED}"),
+        str(REPO / ".comfyui-oldest"),
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "comfy" / "model_patcher.py").is_file():
+            return Path(candidate).resolve()
+    return None
+
+
 _booted: Path | None = None
 
 

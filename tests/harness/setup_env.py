@@ -3,6 +3,8 @@
 Where ComfyUI is looked for, in order: $COMFYUI_PATH, ~/ComfyUI, <repo>/.comfyui.
 - Found: that checkout is used and nothing of ComfyUI is downloaded.
 - Not found: the pinned ComfyUI release is cloned into <repo>/.comfyui (git ignores it).
+The oldest supported release, which `make test` also tests, is looked for in $COMFYUI_OLDEST_PATH,
+~/ComfyUI-0.3.60, <repo>/.comfyui-oldest; it is cloned into the last only when ComfyUI itself was cloned.
 - Neither possible: one line says so, and the tests that need ComfyUI are skipped.
 Python packages that ComfyUI or the tests need and that are missing are installed with pip.
 """
@@ -17,11 +19,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO / "tests"))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
-from harness.comfy_env import find_comfyui  # noqa: E402
+from harness.comfy_env import OLDEST_SUPPORTED, find_comfyui, find_oldest_comfyui  # noqa: E402
 
 COMFYUI_REPOSITORY = "https://github.com/Comfy-Org/ComfyUI.git"
 COMFYUI_PINNED_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"  # ComfyUI 0.3.64
 CLONE_DIR = REPO / ".comfyui"
+COMFYUI_OLDEST_COMMIT = "b8730510db30c8858e1e5d8e126ef19eac395560"  # ComfyUI 0.3.60, the oldest supported
+OLDEST_CLONE_DIR = REPO / ".comfyui-oldest"
 
 # import name -> pip requirement (ComfyUI's runtime needs for CPU sampling and its server, plus test tools)
 PACKAGES = {
@@ -53,19 +57,19 @@ PACKAGES = {
 }
 
 
-def clone_comfyui() -> Path | None:
-    """Clone the pinned ComfyUI into the ignored .comfyui folder; None when that is impossible."""
+def clone_comfyui(commit: str = COMFYUI_PINNED_COMMIT, into: Path = CLONE_DIR) -> Path | None:
+    """Clone ComfyUI at `commit` into the ignored folder `into`; None when that is impossible."""
     try:
         for command in (
-            ["git", "init", "-q", str(CLONE_DIR)],
-            ["git", "-C", str(CLONE_DIR), "fetch", "-q", "--depth", "1", COMFYUI_REPOSITORY, COMFYUI_PINNED_COMMIT],
-            ["git", "-C", str(CLONE_DIR), "checkout", "-q", "FETCH_HEAD"],
+            ["git", "init", "-q", str(into)],
+            ["git", "-C", str(into), "fetch", "-q", "--depth", "1", COMFYUI_REPOSITORY, commit],
+            ["git", "-C", str(into), "checkout", "-q", "FETCH_HEAD"],
         ):
             subprocess.run(command, check=True, timeout=600, capture_output=True)
     except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(CLONE_DIR, ignore_errors=True)
+        shutil.rmtree(into, ignore_errors=True)
         return None
-    return CLONE_DIR if (CLONE_DIR / "comfy" / "model_patcher.py").is_file() else None
+    return into if (into / "comfy" / "model_patcher.py").is_file() else None
 
 
 def install_missing_packages() -> None:
@@ -91,6 +95,8 @@ def main() -> int:
                 "the ComfyUI tests will be skipped.",
                 flush=True,
             )
+        elif find_oldest_comfyui() is None and clone_comfyui(COMFYUI_OLDEST_COMMIT, OLDEST_CLONE_DIR) is None:
+            print(f"CacheKit setup: ComfyUI {OLDEST_SUPPORTED} (oldest supported) could not be cloned; it will not be tested.", flush=True)
     if comfyui is not None:
         print(f"CacheKit setup: using ComfyUI at {comfyui}", flush=True)
     install_missing_packages()

@@ -45,5 +45,5 @@ def test_v1_node_on_a_comfyui_without_wrappers_says_to_update(monkeypatch):
     monkeypatch.setitem(sys.modules, "comfy", None)
     monkeypatch.setitem(sys.modules, "comfy.patcher_extension", None)
     node = pack.NODE_CLASS_MAPPINGS["CacheKitFirstBlockCache"]()
-    with pytest.raises(RuntimeError, match="needs ComfyUI 0.3.64 or newer"):
+    with pytest.raises(RuntimeError, match="needs ComfyUI 0.3.60 or newer"):
         node.run(object(), threshold=0.05, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)
