@@ -22,6 +22,10 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from cachekit.cache_core.families.table import FAMILIES, METHODS
+
+    supported = ", ".join(f"{m} {sum(m in f.methods for f in FAMILIES)}/{len(FAMILIES)}" for m in METHODS)
+    terminalreporter.write_line(f"CacheKit families supported per method: {supported} (README: Supported models)")
     if find_comfyui() is None:
         terminalreporter.write_line("")
         terminalreporter.write_line("!!! The ComfyUI tests were SKIPPED: no ComfyUI checkout was found "
