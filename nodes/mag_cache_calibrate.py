@@ -7,6 +7,7 @@ from typing import Any
 from ..cache_core.families.table import MAG_CALIBRATION
 from ..cache_core.ratios.calibration import Calibration, MagCalibrationRun
 from ..cache_core.ratios.library import output_directory
+from ..cache_core.ratios.scheduler_match import identify_scheduler
 from ..cache_core.ratios.ratio_file import FORMAT, calibration_tensors, model_fingerprint, write_new_file
 from ..cache_core.runtime.install import install_block_stack_cache
 from ..cache_core.runtime.run import SamplingRun
@@ -48,6 +49,7 @@ def _metadata(run: SamplingRun, calibration: Calibration, fingerprint: str, cfg_
         "family": run.spec.family.name,
         "fingerprint": fingerprint,
         "sampler": run.sampler_name,
+        "scheduler": identify_scheduler(run.model_sampling, run.clock.sample_sigmas),
         "steps": str(run.clock.total_steps),
         "step_range": f"{calibration.steps[0]}-{calibration.steps[-1]} of {run.clock.total_steps}, progress {first:.3f}-{last:.3f}",
         "cfg_mode": cfg_mode,

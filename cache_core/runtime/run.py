@@ -52,9 +52,13 @@ class CacheSpec:
 class SamplingRun:
     """Everything one sampling run of one cache needs: clock, window, method state, report."""
 
-    def __init__(self, spec: CacheSpec, sample_sigmas: Sequence[float], percent_to_sigma: Callable[[float], float], sampler_name: str = "") -> None:
+    def __init__(
+        self, spec: CacheSpec, sample_sigmas: Sequence[float], percent_to_sigma: Callable[[float], float],
+        sampler_name: str = "", model_sampling: Any = None,
+    ) -> None:
         self.spec = spec
         self.sampler_name = sampler_name
+        self.model_sampling = model_sampling  # ComfyUI's, for naming the run's scheduler in calibration files
         self.clock = StepClock([float(s) for s in sample_sigmas])
         self._percent_to_sigma = percent_to_sigma
         self._progress: dict[float, float] = {}

@@ -40,7 +40,7 @@ class OuterSampleHook:
         guider.model_options = _model_options_clone(original_options)
         sampler = args[2] if len(args) > 2 else kwargs.get("sampler")
         sampler_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
-        run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma, sampler_name)
+        run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma, sampler_name, model_sampling)
         guider.model_options.setdefault("transformer_options", {})[self.spec.key] = run
         if guider.model_options.get("context_handler") is not None:
             run.disable("context windows split every evaluation into windows that one cache cannot tell apart")

@@ -81,6 +81,7 @@ def test_calibration_round_trip(tiny, ratio_folder):
     ratios, metadata = load_ratio_file(ratio_folder / files[0])
     assert len(ratios.cond) == 20 and ratios.uncond is not None and len(ratios.uncond) == 20
     assert metadata["family"] == "Wan" and metadata["cfg_mode"] == "cfg" and metadata["steps"] == "20"
+    assert metadata["sampler"] == "sample_euler" and metadata["scheduler"] == "simple"
     assert ratios.positions[0] == 0.0 and all(b > a for a, b in zip(ratios.positions, ratios.positions[1:]))
 
     base = {steps: tiny.run_sampler(model, "wan21", cfg=3.0, steps=steps) for steps in (20, 12)}
@@ -101,6 +102,15 @@ def test_batched_and_split_calibrations_are_the_same(tiny, ratio_folder):
     assert a.cond == pytest.approx(b.cond, abs=1e-4) and a.uncond == pytest.approx(b.uncond, abs=1e-4)
 
 
+def test_calibration_names_the_scheduler_from_the_sigmas(tiny, ratio_folder):
+    model = tiny.load_tiny("flux")
+    tiny.run_sampler(apply_calibration(model, filename_prefix="beta"), "flux", steps=8, scheduler="beta", denoise=0.6)
+    tiny.run_sampler(apply_calibration(model, filename_prefix="karras"), "flux", steps=8, scheduler="karras")
+    tiny.run_custom_sampler(apply_calibration(model, filename_prefix="custom"), "flux", torch.linspace(1.0, 0.0, 9) ** 2)
+    names = {prefix: load_ratio_file(ratio_folder / f"{prefix}_00001.safetensors")[1]["scheduler"] for prefix in ("beta", "karras", "custom")}
+    assert names == {"beta": "beta", "karras": "karras", "custom": "custom"}
+
+
 def test_partial_run_calibration_covers_its_range(tiny, ratio_folder):
     """A calibration of one expert's half of the schedule (Wan 2.2 style) records that range only."""
     model = tiny.load_tiny("wan21")
@@ -109,6 +119,7 @@ def test_partial_run_calibration_covers_its_range(tiny, ratio_folder):
     ratios, metadata = load_ratio_file(ratio_folder / "low_00001.safetensors")
     assert len(ratios.cond) == 10 and 0.4 < ratios.positions[0] < 0.6
     assert metadata["step_range"].startswith("0-9 of 10, progress 0.") and metadata["steps"] == "10"
+    assert metadata["scheduler"] == "simple"
     out = tiny.run_sampler(mag(model, ratios="low_00001.safetensors", threshold=0.2, retention_ratio=0.0), "wan21", steps=20,
                            start_step=10, last_step=20, latent=latent)
     assert torch.isfinite(out).all()
