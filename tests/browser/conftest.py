@@ -44,10 +44,11 @@ def missing_requirement() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
+    """Tests that use the browser are marked `browser`, and skipped with the reason when they cannot run."""
     reason = missing_requirement()
     here = Path(__file__).resolve().parent
     for item in items:
-        if here in Path(str(item.fspath)).resolve().parents:
+        if here in Path(str(item.fspath)).resolve().parents and "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=f"browser tests skipped: {reason}"))

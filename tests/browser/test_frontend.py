@@ -285,6 +285,8 @@ def _assert_report_matches_log(state: dict) -> re.Match:
     assert f"{line['computed']}/{line['evaluated']} steps computed" in drawn["summaries"][0]
     assert f"{line['speedup']}x est." in drawn["summaries"][0]
     assert drawn["cells"] == [STEPS]
+    if report["note"] and "calibration" not in report:
+        assert drawn["notes"] == [report["note"]]
     return line
 
 
@@ -346,3 +348,108 @@ def test_a_workflow_without_cachekit_nodes_is_left_alone(frontend, server):
     assert frontend.evaluate("() => window.app.graph._nodes.filter(n => n.cachekit || n.cachekitReport || n.cachekitDrawn).length") == 0
     assert frontend.evaluate("() => window.app.graph._nodes.map(n => [n.id, n.size[0], n.size[1]])") == sizes
     assert [m for m in frontend.messages[before:] if m["type"] in ("error", "pageerror")] == []
+
+
+def test_a_cache_node_inside_a_subgraph_shows_its_run(frontend, server, artifacts):
+    """Inside a subgraph the server names the node by its execution id ("<subgraph node>:<node>")."""
+    workflow = tiny_ui_workflow("first_block_cache_wan_t2v.json", steps=6)
+    (cache_id,) = cache_node_ids(workflow)
+    frontend.load(workflow)
+    converted = frontend.evaluate(
+        """(id) => { const graph = window.app.graph, node = graph.getNodeById(id);
+            if (typeof graph.convertToSubgraph !== "function") return null;
+            const result = graph.convertToSubgraph(new Set([node]));
+            window.app.canvas?.setDirty?.(true, true);
+            const outer = result?.node; const inner = outer?.subgraph?.nodes?.find?.(n => n.type === node.type) ?? outer?.subgraph?._nodes?.find(n => n.type === node.type);
+            return outer && inner ? { outer: outer.id, inner: inner.id } : null; }""",
+        cache_id,
+    )
+    if converted is None:
+        pytest.skip("this frontend cannot convert nodes to a subgraph from a script")
+    prompt = frontend.evaluate("async () => (await window.app.graphToPrompt()).output")
+    execution_id = f"{converted['outer']}:{converted['inner']}"
+    assert prompt[execution_id]["class_type"] == "CacheKitFirstBlockCache", list(prompt)
+    log_start = len(server.log_text())
+    frontend.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
+    frontend.page.wait_for_function(
+        "(ids) => window.app.graph.getNodeById(ids.outer)?.subgraph?.getNodeById(ids.inner)?.cachekitReport", arg=converted, timeout=120_000,
+    )
+    report = frontend.evaluate("(ids) => window.app.graph.getNodeById(ids.outer).subgraph.getNodeById(ids.inner).cachekitReport", converted)
+    (line,) = SUMMARY_LINE.finditer(server.log_text()[log_start:])
+    assert (report["steps_computed"], report["steps_evaluated"]) == (int(line["computed"]), int(line["evaluated"]))
+    assert frontend.extension_errors() == []
+
+
+def test_bad_or_foreign_reports_are_ignored_quietly(frontend, server):
+    workflow = tiny_ui_workflow("first_block_cache_wan_t2v.json")
+    (cache_id,) = cache_node_ids(workflow)
+    frontend.load(workflow)
+    before = len(frontend.messages)
+    result = frontend.evaluate(
+        """async (cacheId) => {
+            const api = window.comfyAPI.api.api, send = (detail) => api.dispatchEvent(new CustomEvent("cachekit.run_report", { detail }));
+            const report = { method: "FirstBlockCache", steps_computed: 1, steps_evaluated: 2, estimated_speedup: 2, steps: ["computed", "reused"] };
+            for (const detail of [null, {}, "text", { node: 999, report }, { node: "8", report }, { node: "8:3", report }, { node: cacheId }])
+                send(detail);
+            const sampler = window.app.graph.getNodeById(8);
+            const untouched = !sampler.cachekit && !sampler.cachekitReport && window.app.graph.getNodeById(cacheId).cachekit === undefined;
+            send({ node: String(cacheId), report: { steps: "not a list", estimated_speedup: "fast", calibration: { ratios: { cond: "x" } } } });
+            window.app.canvas.draw(true, true);
+            await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+            return { untouched, drawn: window.app.graph.getNodeById(cacheId).cachekitDrawn };
+        }""",
+        cache_id,
+    )
+    assert result["untouched"]
+    assert result["drawn"]["summaries"] == ["0/0 steps computed · 1.00x est."] and result["drawn"]["curves"] == {}
+    assert [m for m in frontend.messages[before:] if m["type"] in ("error", "pageerror", "warning")] == []
+
+
+def test_a_frontend_without_the_expected_apis_gets_no_errors(frontend):
+    """The module itself, loaded again into a page whose frontend API is missing or partial."""
+    before = len(frontend.messages)
+    outcome = frontend.evaluate(
+        """async (url) => {
+            const saved = window.comfyAPI, savedApp = window.app, calls = [];
+            try {
+                window.comfyAPI = {}; window.app = undefined;
+                await import(url + "?missing=1");
+                const partial = { registerExtension(ext) { calls.push(ext.name); ext.setup(); ext.beforeRegisterNodeDef(undefined, { category: "CacheKit" });
+                                  ext.beforeRegisterNodeDef(function () {}, { category: "CacheKit" }); ext.beforeRegisterNodeDef(function () {}, null); } };
+                window.comfyAPI = { app: { app: partial }, api: { api: {} } };
+                await import(url + "?partial=1");
+                return { ok: true, calls };
+            } catch (error) { return { ok: false, error: String(error) }; }
+            finally { window.comfyAPI = saved; window.app = savedApp; }
+        }""",
+        EXTENSION_URL + "cachekit.js",
+    )
+    assert outcome == {"ok": True, "calls": ["CacheKit.RunReport"]}, outcome
+    frontend.page.wait_for_timeout(200)
+    assert [m for m in frontend.messages[before:] if m["type"] in ("error", "pageerror", "warning")] == []
+
+
+def test_runs_of_one_prompt_are_listed_together(frontend):
+    """Two samplers sharing one cache node (e.g. Wan 2.2's two experts): one line and strip per run."""
+    workflow = tiny_ui_workflow("first_block_cache_wan_t2v.json")
+    (cache_id,) = cache_node_ids(workflow)
+    frontend.load(workflow)
+    drawn = frontend.evaluate(
+        """async (cacheId) => {
+            const api = window.comfyAPI.api.api, node = window.app.graph.getNodeById(cacheId);
+            const send = (prompt_id, steps) => api.dispatchEvent(new CustomEvent("cachekit.run_report", { detail: { node: String(cacheId), prompt_id,
+                report: { method: "FirstBlockCache", steps, steps_computed: steps.filter(s => s === "computed").length, steps_evaluated: steps.filter(Boolean).length,
+                          units_total: 6, units_computed: 4, unit: "blocks", estimated_speedup: 1.5, note: "" } } }));
+            send("a", ["computed", "reused", "", ""]);
+            send("a", ["", "", "computed", "partial"]);
+            window.app.canvas.draw(true, true);
+            const two = node.cachekitDrawn;
+            send("b", ["computed", "computed"]);
+            window.app.canvas.draw(true, true);
+            return { two, one: node.cachekitDrawn };
+        }""",
+        cache_id,
+    )
+    assert drawn["two"]["summaries"] == ["run 1: 1/2 steps computed · 4/6 blocks · 1.50x est.", "run 2: 1/2 steps computed · 4/6 blocks · 1.50x est."]
+    assert drawn["two"]["cells"] == [4, 4]
+    assert drawn["one"]["summaries"] == ["2/2 steps computed · 4/6 blocks · 1.50x est."]  # a new prompt starts over
