@@ -32,6 +32,15 @@ const COLORS = {
   box: "rgba(0,0,0,0.25)",
 };
 
+function useThemeColors() {
+  // the frontend's colour palette sets these LiteGraph constants (light and dark themes)
+  const lg = globalThis.LiteGraph;
+  const pick = (value, fallback) => (typeof value === "string" && value ? value : fallback);
+  COLORS.text = pick(lg?.WIDGET_TEXT_COLOR, "#c8c8c8");
+  COLORS.dim = pick(lg?.WIDGET_SECONDARY_TEXT_COLOR, "#8a8a8a");
+  COLORS.box = pick(lg?.WIDGET_BGCOLOR, "rgba(0,0,0,0.25)");
+}
+
 // ---------------------------------------------------------------------------------------- data
 
 function isCacheKitCategory(category) {
@@ -164,6 +173,7 @@ function drawCurves(ctx, calibration, x, y, width, height) {
 function drawPanel(node, ctx) {
   const runs = node.cachekit?.runs ?? [];
   if (!runs.length || node.flags?.collapsed) return;
+  useThemeColors();
   const width = num(node.size?.[0], MIN_WIDTH);
   const inner = width - 2 * PAD;
   let y = Math.max(0, num(node.size?.[1]) - panelHeight(node)) + PAD / 2;
