@@ -1,7 +1,7 @@
 # Developer commands; see README.md.
 PYTHON ?= python3
 
-.PHONY: setup test demo
+.PHONY: setup test demo bench
 
 setup:
 	$(PYTHON) tests/harness/setup_env.py
@@ -12,3 +12,6 @@ test: setup
 
 demo: setup
 	$(PYTHON) bench/demo.py
+
+bench: setup
+	$(PYTHON) bench/run_benchmark.py

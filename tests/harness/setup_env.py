@@ -54,6 +54,8 @@ PACKAGES = {
     "comfyui_embedded_docs": "comfyui-embedded-docs==0.2.6",
     "diffusers": "diffusers>=0.42.1",
     "pytest": "pytest>=8",
+    "playwright": "playwright>=1.50",
+    "matplotlib": "matplotlib>=3.7",  # the benchmark's plot
 }
 
 
