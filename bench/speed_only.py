@@ -55,12 +55,13 @@ def random_flux(config: dict[str, Any]) -> Any:
 
 
 def main(out: Path) -> int:
-    import comfy.sample
-    import comfy.samplers
     from run_benchmark import boot_comfy, cachekit_node, capture_reports, count_linear_macs, register_cachekit, sync
 
     boot_comfy()
     register_cachekit()
+    import comfy.sample
+    import comfy.samplers
+
     gpu = torch.cuda.is_available()
     config = GPU_CONFIG if gpu else CPU_CONFIG
     model = random_flux(config)
