@@ -1,23 +1,27 @@
-"""Tiny random-weight models of the other diffusion families in ComfyUI core (0.3.64), built through ComfyUI's own classes.
+"""Tiny random-weight models of the other diffusion families in ComfyUI core, built through ComfyUI's own classes.
 
-Two routes, both ending in a real ComfyUI ``ModelPatcher``:
+Each family is a ``harness.tiny_models.Blueprint`` (its ``comfy.ldm`` class and tiny sizes only), so the models follow
+whatever config the running ComfyUI (0.3.60 to 0.33) defines. Two routes, both ending in a real ComfyUI ``ModelPatcher``:
 
-- ``detection``: a random state dict of the family's ``comfy.ldm`` module (built on the meta device at a tiny size) goes
-  through ``comfy.sd.load_diffusion_model_state_dict`` -- what UNETLoader does after reading the file -- so
+- ``detection``: where ComfyUI's detection reads every size from the weights, a random state dict of the family's
+  ``comfy.ldm`` module (a probe built on the meta device at the tiny sizes) goes through
+  ``comfy.sd.load_diffusion_model_state_dict`` -- what UNETLoader does after reading the file -- so
   ``comfy/model_detection.py`` really picks the family's ``supported_models`` class. ``write_family_checkpoint`` saves
   the same state dict as .safetensors for UNETLoader / ``comfy.sd.load_diffusion_model``.
-- ``config``: where detection hard-codes full widths (or block counts), the family's ``comfy.supported_models`` class is
-  built from a tiny config (``set_inference_dtype(float32)`` + ``get_model``), like ``tiny_models.tiny_flux``.
+- ``config``: where detection hard-codes full widths (or block counts), ComfyUI's ``detect_unet_config`` reads the
+  probe's state dict, only the size fields are replaced by the tiny sizes, and the family's ``comfy.supported_models``
+  class builds the model (``set_inference_dtype(float32)`` + ``get_model``), like ``tiny_models.tiny_flux``.
 
-Every tensor of the diffusion model is filled with seeded ``randn * 0.05``, so a (family, seed) always gives the same
-weights. ``family_conditioning`` builds CONDITIONING without a text encoder, with whatever extra keys the family's
-``BaseModel.extra_conds`` / ``forward`` need; ``family_latent`` gives a zero latent in the final layout (what
+Every tensor of the diffusion model is filled with seeded ``randn * 0.05`` (strict load), so a (family, seed) always
+gives the same weights. ``family_conditioning`` builds CONDITIONING without a text encoder, with whatever extra keys the
+family's ``BaseModel.extra_conds`` / ``forward`` need; ``family_latent`` gives a zero latent in the final layout (what
 ``comfy.sample.fix_empty_latent_channels`` would produce: 5-D for video latent formats, [B, 64, N] for Hunyuan3D).
 ``Family`` also records where the blocks live, which 'dit' patches_replace keys exist and whether forward goes through
 the DIFFUSION_MODEL wrapper; tests/comfy/test_tiny_families.py checks those claims against the running ComfyUI.
 
-Public API: ``FAMILY_NAMES``, ``FAMILIES`` (name -> ``Family``), ``load_family``, ``family_conditioning``,
-``family_latent``, ``family_state_dict``, ``write_family_checkpoint``, ``sample_family``, ``UNAVAILABLE``.
+Public API: ``FAMILY_NAMES``, ``FAMILIES`` (name -> ``Family``), ``BLUEPRINTS``, ``load_family``, ``family_config``,
+``family_conditioning``, ``family_latent``, ``family_state_dict``, ``write_family_checkpoint``, ``sample_family``,
+``UNAVAILABLE``.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from typing import Any, Callable
 
 import torch
 
-WEIGHT_SCALE = 0.05
+from .tiny_models import Blueprint, build, flux_blueprint, probe_module, random_state, tiny_config
+
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -256,96 +261,136 @@ _register(Family(
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 
 UNAVAILABLE: dict[str, str] = {
-    "z_image": "Z-Image is not in ComfyUI 0.3.64: comfy/ldm/lumina/model.py has only NextDiT's Lumina 2 layout and "
-               "neither model_detection.py nor supported_models.py knows Z-Image (it landed in a later release).",
+    "z_image": "Z-Image has no tiny model here: ComfyUI 0.3.60 to 0.3.64 do not know it (comfy/ldm/lumina/model.py "
+               "has only NextDiT's Lumina 2 layout; Z-Image landed later, in the NextDiT class of later releases).",
 }
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Detection route: tiny ldm modules whose state dicts ComfyUI detects
+# Blueprints: each family's comfy.ldm class and tiny sizes (harness.tiny_models.Blueprint). Detection route: the sizes
+# are the probe's whole constructor input and ComfyUI's loader builds the model from the probe's weights. Config route:
+# ComfyUI's detection reads the probe, and only the sizes below replace what it reads or hard-codes.
 
+_FLUX_PARAMS = "comfy.ldm.flux.model.FluxParams"
+_CHROMA_SIZES = dict(in_channels=64, out_channels=64, context_in_dim=4096, hidden_size=128, mlp_ratio=4.0, num_heads=2,
+                     depth=2, depth_single_blocks=2, axes_dim=[16, 24, 24], patch_size=2, in_dim=64, out_dim=128,
+                     hidden_dim=128, n_layers=2)
+_CHROMA_LAYOUT = dict(theta=10000, qkv_bias=True)
 
-def _meta_module(build: Callable[[Any], torch.nn.Module]) -> torch.nn.Module:
-    import comfy.ops
-
-    with torch.device("meta"):
-        return build(comfy.ops.disable_weight_init)
-
-
-def _random_state(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
-
-
-def _ltxv(ops: Any) -> torch.nn.Module:
-    from comfy.ldm.lightricks.model import LTXVModel
-
-    return LTXVModel(in_channels=128, cross_attention_dim=128, attention_head_dim=4, num_attention_heads=32,
-                     caption_channels=4096, num_layers=2, operations=ops)
-
-
-def _mmdit(ops: Any, sd35: bool) -> torch.nn.Module:
-    from comfy.ldm.modules.diffusionmodules.mmdit import OpenAISignatureMMDITWrapper
-
-    return OpenAISignatureMMDITWrapper(
+BLUEPRINTS: dict[str, Blueprint] = {
+    # detection route
+    "ltxv": Blueprint("comfy.ldm.lightricks.model.LTXVModel", "LTXV", dict(
+        in_channels=128, cross_attention_dim=128, attention_head_dim=4, num_attention_heads=32, caption_channels=4096,
+        num_layers=2), route="detection"),
+    "sd3": Blueprint("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper", "SD3", dict(
         input_size=None, patch_size=2, in_channels=16, out_channels=16, depth=2, adm_in_channels=2048,
         context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 128}},
-        num_patches=64, pos_embed_max_size=8, pos_embed_scaling_factor=None,
-        qk_norm="rms" if sd35 else None, x_block_self_attn_layers=[0] if sd35 else [], operations=ops,
-    )
-
-
-def _hunyuan_image21(ops: Any) -> torch.nn.Module:
-    from comfy.ldm.hunyuan_video.model import HunyuanVideo
-
-    return HunyuanVideo(
-        in_channels=64, out_channels=64, vec_in_dim=None, context_in_dim=3584, hidden_size=128, mlp_ratio=4.0,
-        num_heads=1, depth=2, depth_single_blocks=2, axes_dim=[64, 64], theta=256, patch_size=[1, 1], qkv_bias=True,
-        guidance_embed=False, byt5=False, meanflow=False, operations=ops,
-    )
-
-
-def _hunyuan3d_v2(ops: Any) -> torch.nn.Module:
-    from comfy.ldm.hunyuan3d.model import Hunyuan3Dv2
-
-    return Hunyuan3Dv2(in_channels=64, context_in_dim=1536, hidden_size=128, mlp_ratio=4.0, num_heads=16, depth=2,
-                       depth_single_blocks=2, qkv_bias=True, guidance_embed=False, operations=ops)
-
-
-def _hunyuan3d_v21(ops: Any) -> torch.nn.Module:
-    from comfy.ldm.hunyuan3dv2_1.hunyuandit import HunYuanDiTPlain
-
-    return HunYuanDiTPlain(in_channels=64, hidden_size=128, context_dim=1024, depth=3, num_heads=16, qkv_bias=False,
-                           guidance_cond_proj_dim=None, operations=ops)
-
-
-def _wan(ops: Any, model_type: str, in_dim: int, out_dim: int) -> torch.nn.Module:
-    from comfy.ldm.wan.model import WanModel
-
-    return WanModel(model_type=model_type, dim=128, ffn_dim=256, num_heads=1, num_layers=2, in_dim=in_dim,
-                    out_dim=out_dim, text_dim=4096, operations=ops)
-
-
-_DETECTION_MODULES: dict[str, Callable[[Any], torch.nn.Module]] = {
-    "ltxv": _ltxv,
-    "sd3": lambda ops: _mmdit(ops, sd35=False),
-    "sd35": lambda ops: _mmdit(ops, sd35=True),
-    "hunyuan_image21": _hunyuan_image21,
-    "hunyuan3d_v2": _hunyuan3d_v2,
-    "hunyuan3d_v21": _hunyuan3d_v21,
-    "wan22_5b": lambda ops: _wan(ops, "t2v", 48, 48),
-    "wan21_i2v": lambda ops: _wan(ops, "i2v", 36, 16),
+        num_patches=64, pos_embed_max_size=8, pos_embed_scaling_factor=None), dict(qk_norm=None, x_block_self_attn_layers=[]),
+        route="detection"),
+    "sd35": Blueprint("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper", "SD3", dict(
+        input_size=None, patch_size=2, in_channels=16, out_channels=16, depth=2, adm_in_channels=2048,
+        context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 128}},
+        num_patches=64, pos_embed_max_size=8, pos_embed_scaling_factor=None), dict(qk_norm="rms", x_block_self_attn_layers=[0]),
+        route="detection"),
+    "hunyuan_image21": Blueprint("comfy.ldm.hunyuan_video.model.HunyuanVideo", "HunyuanImage21", dict(
+        in_channels=64, out_channels=64, vec_in_dim=None, context_in_dim=3584, hidden_size=128, mlp_ratio=4.0, num_heads=1,
+        depth=2, depth_single_blocks=2, axes_dim=[64, 64], patch_size=[1, 1]),
+        dict(theta=256, qkv_bias=True, guidance_embed=False, byt5=False, meanflow=False),
+        "comfy.ldm.hunyuan_video.model.HunyuanVideoParams", route="detection"),
+    "hunyuan3d_v2": Blueprint("comfy.ldm.hunyuan3d.model.Hunyuan3Dv2", "Hunyuan3Dv2", dict(
+        in_channels=64, context_in_dim=1536, hidden_size=128, mlp_ratio=4.0, num_heads=16, depth=2, depth_single_blocks=2),
+        dict(qkv_bias=True, guidance_embed=False), route="detection"),
+    "hunyuan3d_v21": Blueprint("comfy.ldm.hunyuan3dv2_1.hunyuandit.HunYuanDiTPlain", "Hunyuan3Dv2_1", dict(
+        in_channels=64, hidden_size=128, context_dim=1024, depth=3, num_heads=16),
+        dict(qkv_bias=False, guidance_cond_proj_dim=None), route="detection"),
+    "wan22_5b": Blueprint("comfy.ldm.wan.model.WanModel", "WAN22_T2V", dict(
+        dim=128, ffn_dim=256, num_heads=1, num_layers=2, in_dim=48, out_dim=48, text_dim=4096), dict(model_type="t2v"),
+        route="detection"),
+    "wan21_i2v": Blueprint("comfy.ldm.wan.model.WanModel", "WAN21_I2V", dict(
+        dim=128, ffn_dim=256, num_heads=1, num_layers=2, in_dim=36, out_dim=16, text_dim=4096), dict(model_type="i2v"),
+        route="detection"),
+    # config route
+    "qwen_image": Blueprint("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel", "QwenImage", dict(
+        patch_size=2, in_channels=64, out_channels=16, num_layers=2, attention_head_dim=64, num_attention_heads=2,
+        joint_attention_dim=3584, axes_dims_rope=(8, 28, 28)), dict(image_model="qwen_image")),
+    "mochi": Blueprint("comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint", "GenmoMochi", dict(
+        depth=2, patch_size=2, num_heads=2, hidden_size_x=128, hidden_size_y=64, mlp_ratio_x=96.0, mlp_ratio_y=4.0,
+        in_channels=12, t5_feat_dim=256, t5_token_length=256), dict(
+        image_model="mochi_preview", learn_sigma=False, qk_norm=True, qkv_bias=False, out_bias=True, attn_drop=0.0,
+        patch_embed_bias=True, posenc_preserve_area=True, timestep_mlp_bias=True, attend_to_padding=False,
+        timestep_scale=1000.0, use_t5=True, rope_theta=10000.0)),
+    "auraflow": Blueprint("comfy.ldm.aura.mmdit.MMDiT", "AuraFlow", dict(
+        in_channels=4, out_channels=4, patch_size=2, dim=128, n_layers=4, n_double_layers=2, n_heads=2,
+        global_conddim=128, cond_seq_dim=2048, max_seq=64)),
+    "chroma": Blueprint("comfy.ldm.chroma.model.Chroma", "Chroma", _CHROMA_SIZES, dict(image_model="chroma", **_CHROMA_LAYOUT),
+                        "comfy.ldm.chroma.model.ChromaParams"),
+    "lumina2": Blueprint("comfy.ldm.lumina.model.NextDiT", "Lumina2", dict(
+        patch_size=2, in_channels=16, dim=128, cap_feat_dim=2304, n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=1,
+        axes_dims=[16, 24, 24], axes_lens=[300, 512, 512]), dict(image_model="lumina2", qk_norm=True)),
+    "hidream": Blueprint("comfy.ldm.hidream.model.HiDreamImageTransformer2DModel", "HiDream", dict(
+        patch_size=2, in_channels=16, out_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=64,
+        num_attention_heads=2, caption_channels=[4096, 4096], text_emb_dim=2048, num_routed_experts=4,
+        num_activated_experts=2, axes_dims_rope=[32, 16, 16], max_resolution=[128, 128],
+        llama_layers=list(range(HIDREAM_LLAMA_LAYERS))), dict(image_model="hidream")),
+    "cosmos_t2v": Blueprint("comfy.ldm.cosmos.model.GeneralDIT", "CosmosT2V", dict(
+        max_img_h=240, max_img_w=240, max_frames=128, in_channels=16, out_channels=16, patch_spatial=2, patch_temporal=1,
+        model_channels=128, crossattn_emb_channels=1024, adaln_lora_dim=64, num_blocks=2, num_heads=2), dict(
+        image_model="cosmos", block_config="FA-CA-MLP", concat_padding_mask=True, pos_emb_cls="rope3d",
+        pos_emb_learnable=False, pos_emb_interpolation="crop", block_x_format="THWBD", affline_emb_norm=True,
+        use_adaln_lora=True, extra_per_block_abs_pos_emb=True, extra_per_block_abs_pos_emb_type="learnable",
+        rope_h_extrapolation_ratio=1.0, rope_w_extrapolation_ratio=1.0, rope_t_extrapolation_ratio=2.0)),
+    "cosmos_predict2": Blueprint("comfy.ldm.cosmos.predict2.MiniTrainDIT", "CosmosT2IPredict2", dict(
+        max_img_h=240, max_img_w=240, max_frames=128, in_channels=16, out_channels=16, patch_spatial=2, patch_temporal=1,
+        model_channels=128, crossattn_emb_channels=1024, adaln_lora_dim=64, num_blocks=2, num_heads=2), dict(
+        image_model="cosmos_predict2", concat_padding_mask=True, pos_emb_cls="rope3d", pos_emb_learnable=True,
+        pos_emb_interpolation="crop", min_fps=1, max_fps=30, use_adaln_lora=True, extra_per_block_abs_pos_emb=False,
+        rope_h_extrapolation_ratio=4.0, rope_w_extrapolation_ratio=4.0, rope_t_extrapolation_ratio=1.0,
+        extra_h_extrapolation_ratio=1.0, extra_w_extrapolation_ratio=1.0, extra_t_extrapolation_ratio=1.0,
+        rope_enable_fps_modulation=False)),
+    "flux_kontext": flux_blueprint(),
+    "chroma_radiance": Blueprint("comfy.ldm.chroma_radiance.model.ChromaRadiance", "ChromaRadiance", dict(
+        _CHROMA_SIZES, in_channels=3, out_channels=3, patch_size=16, nerf_hidden_size=16, nerf_mlp_ratio=4, nerf_depth=2,
+        nerf_max_freqs=8, nerf_tile_size=32), dict(image_model="chroma_radiance", nerf_final_head_type="conv",
+        nerf_embedder_dtype=torch.float32, **_CHROMA_LAYOUT), "comfy.ldm.chroma_radiance.model.ChromaRadianceParams"),
+    "omnigen2": Blueprint("comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel", "Omnigen2", dict(
+        patch_size=2, in_channels=16, hidden_size=128, num_layers=2, num_refiner_layers=1, num_attention_heads=2,
+        num_kv_heads=1, multiple_of=256, axes_dim_rope=[16, 24, 24], axes_lens=[300, 512, 512], text_feat_dim=2048),
+        dict(image_model="omnigen2", out_channels=None, ffn_dim_multiplier=None, norm_eps=1e-5, timestep_scale=1000.0)),
+    "pixart_sigma": Blueprint("comfy.ldm.pixart.pixartms.PixArtMS", "PixArtSigma", dict(
+        patch_size=2, in_channels=4, hidden_size=128, depth=2, num_heads=2, model_max_length=300, caption_channels=4096),
+        dict(image_model="pixart_sigma", micro_condition=False)),
+    "hunyuan_dit": Blueprint("comfy.ldm.hydit.models.HunYuanDiT", "HunyuanDiT", dict(
+        input_size=32, patch_size=2, in_channels=4, hidden_size=128, depth=4, num_heads=2, mlp_ratio=4.0,
+        text_states_dim=1024, text_states_dim_t5=HYDIT_T5_DIM, text_len=HYDIT_TEXT_LEN, text_len_t5=HYDIT_TEXT_LEN),
+        dict(image_model="hydit")),
+    "sd15": Blueprint("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel", "SD15", dict(
+        image_size=32, in_channels=4, out_channels=4, model_channels=64, num_res_blocks=[1, 1], transformer_depth=[1, 1],
+        transformer_depth_output=[1, 1, 1, 1], channel_mult=[1, 2], transformer_depth_middle=1, context_dim=768,
+        adm_in_channels=None), dict(
+        use_checkpoint=False, use_spatial_transformer=True, legacy=False, use_linear_in_transformer=False,
+        use_temporal_resblock=False, use_temporal_attention=False)),
+    "sdxl": Blueprint("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel", "SDXL", dict(
+        image_size=32, in_channels=4, out_channels=4, model_channels=64, num_res_blocks=[1, 1], transformer_depth=[0, 1],
+        transformer_depth_output=[0, 0, 1, 1], channel_mult=[1, 2], transformer_depth_middle=1, context_dim=2048,
+        adm_in_channels=2816), dict(
+        use_checkpoint=False, use_spatial_transformer=True, legacy=False, num_classes="sequential",
+        use_linear_in_transformer=True, use_temporal_resblock=False, use_temporal_attention=False)),
 }
+
+
+assert set(BLUEPRINTS) == set(FAMILIES) and all(
+    BLUEPRINTS[n].route == f.route and BLUEPRINTS[n].supported_model == f.supported_model for n, f in FAMILIES.items()
+), "tiny_families: BLUEPRINTS and FAMILIES disagree"
 
 
 @functools.lru_cache(maxsize=None)
 def _cached_state_dict(name: str, seed: int) -> dict[str, torch.Tensor]:
-    return _random_state(_meta_module(_DETECTION_MODULES[name]), seed)
+    return random_state(probe_module(BLUEPRINTS[name]), seed)
 
 
 def family_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """The random state dict (ComfyUI key layout) of a detection-route family; a fresh dict each call."""
-    if name not in _DETECTION_MODULES:
+    if BLUEPRINTS[_family(name).name].route != "detection":
         raise KeyError(f"{name!r} is built from a config (detection hard-codes its widths); see FAMILIES[{name!r}].notes")
     return dict(_cached_state_dict(name, seed))
 
@@ -374,90 +419,9 @@ def _load_detected(name: str, seed: int) -> Any:
     return patcher
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Config route: supported_models classes built from tiny configs
-
-
-_CONFIGS: dict[str, dict[str, Any]] = {
-    "qwen_image": dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=2,
-                       attention_head_dim=64, num_attention_heads=2, joint_attention_dim=3584, axes_dims_rope=(8, 28, 28)),
-    "mochi": dict(image_model="mochi_preview", depth=2, patch_size=2, num_heads=2, hidden_size_x=128, hidden_size_y=64,
-                  mlp_ratio_x=96.0, mlp_ratio_y=4.0, learn_sigma=False, in_channels=12, qk_norm=True, qkv_bias=False,
-                  out_bias=True, attn_drop=0.0, patch_embed_bias=True, posenc_preserve_area=True,
-                  timestep_mlp_bias=True, attend_to_padding=False, timestep_scale=1000.0, use_t5=True,
-                  t5_feat_dim=256, t5_token_length=256, rope_theta=10000.0),
-    "auraflow": dict(in_channels=4, out_channels=4, patch_size=2, dim=128, n_layers=4, n_double_layers=2, n_heads=2,
-                     global_conddim=128, cond_seq_dim=2048, max_seq=64),
-    "chroma": dict(image_model="chroma", in_channels=64, out_channels=64, context_in_dim=4096, hidden_size=128,
-                   mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[16, 24, 24], theta=10000,
-                   patch_size=2, qkv_bias=True, in_dim=64, out_dim=128, hidden_dim=128, n_layers=2),
-    "lumina2": dict(image_model="lumina2", patch_size=2, in_channels=16, dim=128, cap_feat_dim=2304, n_layers=2,
-                    n_refiner_layers=1, n_heads=2, n_kv_heads=1, qk_norm=True, axes_dims=[16, 24, 24],
-                    axes_lens=[300, 512, 512]),
-    "hidream": dict(image_model="hidream", patch_size=2, in_channels=16, out_channels=16, num_layers=2,
-                    num_single_layers=2, attention_head_dim=64, num_attention_heads=2, caption_channels=[4096, 4096],
-                    text_emb_dim=2048, num_routed_experts=4, num_activated_experts=2, axes_dims_rope=[32, 16, 16],
-                    max_resolution=[128, 128], llama_layers=list(range(HIDREAM_LLAMA_LAYERS))),
-    "cosmos_t2v": dict(image_model="cosmos", max_img_h=240, max_img_w=240, max_frames=128, in_channels=16,
-                       out_channels=16, patch_spatial=2, patch_temporal=1, model_channels=128, block_config="FA-CA-MLP",
-                       concat_padding_mask=True, crossattn_emb_channels=1024, pos_emb_cls="rope3d",
-                       pos_emb_learnable=False, pos_emb_interpolation="crop", block_x_format="THWBD",
-                       affline_emb_norm=True, use_adaln_lora=True, adaln_lora_dim=64, num_blocks=2, num_heads=2,
-                       extra_per_block_abs_pos_emb=True, extra_per_block_abs_pos_emb_type="learnable",
-                       rope_h_extrapolation_ratio=1.0, rope_w_extrapolation_ratio=1.0, rope_t_extrapolation_ratio=2.0),
-    "cosmos_predict2": dict(image_model="cosmos_predict2", max_img_h=240, max_img_w=240, max_frames=128,
-                            in_channels=16, out_channels=16, patch_spatial=2, patch_temporal=1, model_channels=128,
-                            concat_padding_mask=True, crossattn_emb_channels=1024, pos_emb_cls="rope3d",
-                            pos_emb_learnable=True, pos_emb_interpolation="crop", min_fps=1, max_fps=30,
-                            use_adaln_lora=True, adaln_lora_dim=64, num_blocks=2, num_heads=2,
-                            extra_per_block_abs_pos_emb=False, rope_h_extrapolation_ratio=4.0,
-                            rope_w_extrapolation_ratio=4.0, rope_t_extrapolation_ratio=1.0,
-                            extra_h_extrapolation_ratio=1.0, extra_w_extrapolation_ratio=1.0,
-                            extra_t_extrapolation_ratio=1.0, rope_enable_fps_modulation=False),
-    "flux_kontext": dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64,
-                         hidden_size=64, mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2,
-                         axes_dim=[8, 12, 12], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True),
-    "chroma_radiance": dict(image_model="chroma_radiance", in_channels=3, out_channels=3, context_in_dim=4096,
-                            hidden_size=128, mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2,
-                            axes_dim=[16, 24, 24], theta=10000, patch_size=16, qkv_bias=True, in_dim=64, out_dim=128,
-                            hidden_dim=128, n_layers=2, nerf_hidden_size=16, nerf_mlp_ratio=4, nerf_depth=2,
-                            nerf_max_freqs=8, nerf_tile_size=32, nerf_final_head_type="conv",
-                            nerf_embedder_dtype=torch.float32),
-    "omnigen2": dict(image_model="omnigen2", patch_size=2, in_channels=16, out_channels=None, hidden_size=128,
-                     num_layers=2, num_refiner_layers=1, num_attention_heads=2, num_kv_heads=1, multiple_of=256,
-                     ffn_dim_multiplier=None, norm_eps=1e-5, axes_dim_rope=[16, 24, 24], axes_lens=[300, 512, 512],
-                     text_feat_dim=2048, timestep_scale=1000.0),
-    "pixart_sigma": dict(image_model="pixart_sigma", patch_size=2, in_channels=4, hidden_size=128, depth=2, num_heads=2,
-                         model_max_length=300, micro_condition=False, caption_channels=4096),
-    "hunyuan_dit": dict(image_model="hydit", input_size=32, patch_size=2, in_channels=4, hidden_size=128, depth=4,
-                        num_heads=2, mlp_ratio=4.0, text_states_dim=1024, text_states_dim_t5=HYDIT_T5_DIM,
-                        text_len=HYDIT_TEXT_LEN, text_len_t5=HYDIT_TEXT_LEN),
-    "sd15": dict(use_checkpoint=False, image_size=32, use_spatial_transformer=True, legacy=False, adm_in_channels=None,
-                 in_channels=4, out_channels=4, model_channels=64, num_res_blocks=[1, 1], transformer_depth=[1, 1],
-                 transformer_depth_output=[1, 1, 1, 1], channel_mult=[1, 2], transformer_depth_middle=1,
-                 use_linear_in_transformer=False, context_dim=768, use_temporal_resblock=False,
-                 use_temporal_attention=False),
-    "sdxl": dict(use_checkpoint=False, image_size=32, use_spatial_transformer=True, legacy=False,
-                 num_classes="sequential", adm_in_channels=2816, in_channels=4, out_channels=4, model_channels=64,
-                 num_res_blocks=[1, 1], transformer_depth=[0, 1], transformer_depth_output=[0, 0, 1, 1],
-                 channel_mult=[1, 2], transformer_depth_middle=1, use_linear_in_transformer=True, context_dim=2048,
-                 use_temporal_resblock=False, use_temporal_attention=False),
-}
-
-
-def _load_configured(name: str, seed: int) -> Any:
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.supported_models
-
-    family = FAMILIES[name]
-    model_config = getattr(comfy.supported_models, family.supported_model)(dict(_CONFIGS[name]))
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    model.diffusion_model.load_state_dict(_random_state(model.diffusion_model, seed), strict=True)
-    return comfy.model_patcher.ModelPatcher(
-        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
-    )
+def family_config(name: str) -> dict[str, Any]:
+    """The config a config-route family is built from on this ComfyUI: detected, only the sizes replaced."""
+    return tiny_config(BLUEPRINTS[_family(name).name])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -475,7 +439,7 @@ def _family(name: str) -> Family:
 def load_family(name: str, seed: int = 0) -> Any:
     """A ComfyUI ModelPatcher of the tiny `name` model (see FAMILY_NAMES); the same weights for the same seed."""
     family = _family(name)
-    patcher = _load_detected(name, seed) if family.route == "detection" else _load_configured(name, seed)
+    patcher = _load_detected(name, seed) if family.route == "detection" else build(BLUEPRINTS[name], seed)
     got = (type(patcher.model).__name__, type(patcher.model.diffusion_model).__name__)
     if got != (family.model_class, family.diffusion_class):
         raise RuntimeError(f"tiny {name}: expected {(family.model_class, family.diffusion_class)}, ComfyUI built {got}")

@@ -1,15 +1,32 @@
 """Tiny random-weight models loaded through ComfyUI's own classes and loaders, and helpers to sample them.
 
-- wan21: a Wan 2.1 T2V state dict saved as .safetensors and loaded by `comfy.sd.load_diffusion_model`
-  (what UNETLoader does), so ComfyUI's model detection really runs.
+Tiny models must survive ComfyUI's constructor changes (new required fields, new flags), so nothing here
+hand-writes a full constructor config. A ``Blueprint`` names a family's ``comfy.ldm`` class and only its
+tiny *sizes* (widths, heads, depths, context dims, axes). From it:
+
+1. a probe module of that class is built on the meta device (constructor fields that this ComfyUI requires
+   and the blueprint does not give get a placeholder -- False, [] or None -- only to get the key layout);
+2. ComfyUI's own ``comfy.model_detection.detect_unet_config`` reads the probe's state dict, which gives this
+   ComfyUI's complete config for the family;
+3. only the size fields are replaced by the tiny sizes;
+4. the family's ``comfy.supported_models`` class builds the model (``set_inference_dtype(float32)``,
+   ``get_model``), every tensor gets seeded ``randn * 0.05`` (strict load), and it is wrapped in a ModelPatcher.
+
+Where ComfyUI's detection already reads every size from the weights (Wan, HunyuanVideo), the probe's random
+state dict goes through ComfyUI's loader itself (``comfy.sd.load_diffusion_model``, what UNETLoader does).
+
+- wan21: a Wan 2.1 T2V checkpoint (.safetensors) loaded by UNETLoader's route.
 - hunyuan_video: the same route for HunyuanVideo (Flux-style double and single blocks).
-- flux: built from a config, since detection hard-codes Flux's full widths.
+- flux: the config route, since detection hard-codes Flux's full widths.
 Weights are seeded, so every call builds the same model.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import importlib
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,48 +37,158 @@ FAMILIES = ("wan21", "hunyuan_video", "flux")
 WEIGHT_SCALE = 0.05
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+# --------------------------------------------------------------------------------------------------------------------
+# Blueprints: a family's comfy.ldm class plus tiny sizes; the rest of the config comes from ComfyUI
+
+
+@dataclasses.dataclass(frozen=True)
+class Blueprint:
+    """How to build one tiny model from ComfyUI's own definition of its family.
+
+    ``sizes`` replace what detection reads or hard-codes for widths, heads, depths, context dims and axes;
+    ``layout`` holds the few further constructor arguments the probe needs to get the family's key layout
+    (flags such as qk-norm, or ``image_model``); it never reaches the final config, which is detection's.
+    ``params`` is the dataclass the class fills from ``**kwargs`` (FluxParams, ...), whose fields that this
+    ComfyUI requires and the blueprint lacks get placeholders in the probe.
+    ``route``: "config" (detected config, sizes replaced, built by ``supported_model``) or "detection" (ComfyUI's
+    detection reads every size from the probe's weights, so the probe's state dict is the checkpoint and ComfyUI's
+    loader builds the model; ``supported_model`` is what detection must pick).
+    """
+
+    ldm_class: str  # dotted path of the comfy.ldm class
+    supported_model: str  # the comfy.supported_models class that builds the final model
+    sizes: dict[str, Any]
+    layout: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: str | None = None
+    route: str = "config"
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _placeholder(annotation: Any) -> Any:
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    if kind == "bool":
+        return False
+    if kind in ("list", "tuple") or kind.startswith(("list", "tuple")):
+        return []
+    return None  # optional widths (vec_in_dim, vision_in_dim, ...): None means "no such layer"
+
+
+def _probe_kwargs(blueprint: Blueprint) -> dict[str, Any]:
+    """Constructor arguments for the probe, fitted to this release's constructor: layout and sizes, merged with the
+    supported_models class's unet_extra_config as its get_model does (config route; a checkpoint has none)."""
+    import comfy.supported_models
+
+    extra = getattr(comfy.supported_models, blueprint.supported_model).unet_extra_config if blueprint.route == "config" else {}
+    kwargs = {**blueprint.layout, **blueprint.sizes, **extra}
+    if blueprint.params is None:
+        return kwargs
+    fields = {f.name: f for f in dataclasses.fields(_import(blueprint.params))}
+    accepted = set(inspect.signature(_import(blueprint.ldm_class)).parameters)
+    kwargs = {k: v for k, v in kwargs.items() if k in fields or k in accepted}  # a field an older release lacks
+    for name, field in fields.items():
+        if name not in kwargs and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            kwargs[name] = _placeholder(field.type)
+    return kwargs
+
+
+def probe_module(blueprint: Blueprint) -> torch.nn.Module:
+    """The family's comfy.ldm module at the blueprint's sizes, on the meta device (on the CPU for the few
+    constructors that compute with their own tensors)."""
+    import comfy.ops
+
+    cls, kwargs = _import(blueprint.ldm_class), _probe_kwargs(blueprint)
+    try:
+        with torch.device("meta"):
+            return cls(**kwargs, operations=comfy.ops.disable_weight_init)
+    except (RuntimeError, NotImplementedError):  # e.g. .item() on a meta tensor inside the constructor
+        return cls(**kwargs, operations=comfy.ops.disable_weight_init)
+
+
+def random_state(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded randn * WEIGHT_SCALE for every tensor of `module`, in its state-dict order."""
     generator = torch.Generator().manual_seed(seed)
     return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
+
+
+def detected_config(blueprint: Blueprint) -> dict[str, Any]:
+    """This ComfyUI's own config for the family: detect_unet_config on the probe's state dict."""
+    import comfy.model_detection
+
+    config = comfy.model_detection.detect_unet_config(probe_module(blueprint).state_dict(), "")
+    if config is None:
+        raise RuntimeError(f"ComfyUI does not detect a {blueprint.ldm_class} state dict")
+    return config
+
+
+def tiny_config(blueprint: Blueprint) -> dict[str, Any]:
+    """The detected config with only the size fields replaced by the tiny sizes."""
+    return {**detected_config(blueprint), **blueprint.sizes}
+
+
+def build(blueprint: Blueprint, seed: int = 0) -> Any:
+    """A ComfyUI ModelPatcher built by the family's supported_models class from tiny_config, seeded weights."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    model_config = getattr(comfy.supported_models, blueprint.supported_model)(tiny_config(blueprint))
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    model.diffusion_model.load_state_dict(random_state(model.diffusion_model, seed), strict=True)
+    return comfy.model_patcher.ModelPatcher(
+        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The three families of the method tests
+
+
+FLUX_SIZES = dict(in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=64, num_heads=2,
+                  mlp_ratio=4.0, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], patch_size=2)
+FLUX_LAYOUT = dict(image_model="flux", theta=10000, qkv_bias=True, guidance_embed=True)
+
+
+def flux_blueprint(**sizes: Any) -> Blueprint:
+    """The tiny Flux (hidden 64, two heads, two double and two single blocks); `sizes` override any size."""
+    return Blueprint("comfy.ldm.flux.model.Flux", "Flux", {**FLUX_SIZES, **sizes}, FLUX_LAYOUT, "comfy.ldm.flux.model.FluxParams")
+
+
+def wan21_blueprint(num_layers: int = 3, dim: int = 128) -> Blueprint:
+    """A Wan 2.1 T2V (default dim 128, one head per 128) that ComfyUI detects as WAN21_T2V."""
+    return Blueprint("comfy.ldm.wan.model.WanModel", "WAN21_T2V", dict(
+        dim=dim, ffn_dim=2 * dim, num_heads=max(dim // 128, 1), num_layers=num_layers, in_dim=16, out_dim=16, text_dim=4096,
+    ), dict(model_type="t2v"), route="detection")
+
+
+VACE_WAN21 = Blueprint("comfy.ldm.wan.model.VaceWanModel", "WAN21_Vace", dict(
+    dim=128, ffn_dim=256, num_heads=1, num_layers=2, in_dim=16, out_dim=16, text_dim=4096, vace_layers=1, vace_in_dim=96,
+), route="detection")
+
+HUNYUAN_VIDEO = Blueprint("comfy.ldm.hunyuan_video.model.HunyuanVideo", "HunyuanVideo", dict(
+    in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=128, mlp_ratio=4.0, num_heads=1,
+    depth=2, depth_single_blocks=2, axes_dim=[16, 56, 56], patch_size=[1, 2, 2],
+), dict(theta=256, qkv_bias=True, guidance_embed=True, byt5=False, meanflow=False),
+    "comfy.ldm.hunyuan_video.model.HunyuanVideoParams", route="detection")
 
 
 def wan21_state_dict(seed: int = 0, num_layers: int = 3, dim: int = 128) -> dict[str, torch.Tensor]:
     """A Wan 2.1 T2V state dict (default dim 128, one head per 128) that ComfyUI detects as WAN21_T2V."""
-    import comfy.ops
-    from comfy.ldm.wan.model import WanModel
-
-    with torch.device("meta"):
-        module = WanModel(model_type="t2v", dim=dim, ffn_dim=2 * dim, num_heads=dim // 128, num_layers=num_layers, in_dim=16, out_dim=16,
-                          text_dim=4096, operations=comfy.ops.disable_weight_init)
-    generator = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
+    return random_state(probe_module(wan21_blueprint(num_layers, dim)), seed)
 
 
 def vace_wan21_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """A Wan 2.1 VACE state dict: a family variant that injects hints inside the block loop."""
-    import comfy.ops
-    from comfy.ldm.wan.model import VaceWanModel
-
-    with torch.device("meta"):
-        module = VaceWanModel(dim=128, ffn_dim=256, num_heads=1, num_layers=2, in_dim=16, out_dim=16, text_dim=4096,
-                              vace_layers=1, vace_in_dim=96, operations=comfy.ops.disable_weight_init)
-    generator = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
+    return random_state(probe_module(VACE_WAN21), seed)
 
 
 def hunyuan_video_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """A HunyuanVideo state dict (hidden 128, two double and two single blocks)."""
-    import comfy.ops
-    from comfy.ldm.hunyuan_video.model import HunyuanVideo
-
-    with torch.device("meta"):
-        module = HunyuanVideo(
-            in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=128, mlp_ratio=4.0, num_heads=1,
-            depth=2, depth_single_blocks=2, axes_dim=[16, 56, 56], theta=256, patch_size=[1, 2, 2], qkv_bias=True,
-            guidance_embed=True, byt5=False, meanflow=False, operations=comfy.ops.disable_weight_init,
-        )
-    generator = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=generator) * WEIGHT_SCALE for k, v in module.state_dict().items()}
+    return random_state(probe_module(HUNYUAN_VIDEO), seed)
 
 
 STATE_DICTS = {"wan21": wan21_state_dict, "vace_wan21": vace_wan21_state_dict, "hunyuan_video": hunyuan_video_state_dict}
@@ -88,9 +215,9 @@ def _checkpoint(family: str, seed: int) -> str:
     return str(write_checkpoint(family, directory / f"{family}-{seed}.safetensors", seed, dtype=torch.float32))
 
 
-FLUX_CONFIG = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=64, hidden_size=64,
-                   mlp_ratio=4.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000,
-                   patch_size=2, qkv_bias=True, guidance_embed=True)
+def flux_config() -> dict[str, Any]:
+    """The tiny Flux's complete config on this ComfyUI (detected, sizes replaced)."""
+    return tiny_config(flux_blueprint())
 
 
 def tiny_flux_controlnet(seed: int = 0) -> Any:
@@ -99,25 +226,14 @@ def tiny_flux_controlnet(seed: int = 0) -> Any:
     import comfy.ops
     from comfy.ldm.flux.controlnet import ControlNetFlux
 
-    module = ControlNetFlux(mistoline=False, operations=comfy.ops.manual_cast, device="cpu", dtype=torch.float32, **FLUX_CONFIG)
-    module.load_state_dict(_randomize(module, seed))
+    module = ControlNetFlux(mistoline=False, operations=comfy.ops.manual_cast, device="cpu", dtype=torch.float32, **flux_config())
+    module.load_state_dict(random_state(module, seed))
     return comfy.controlnet.ControlNet(module, load_device=torch.device("cpu"), manual_cast_dtype=None, extra_conds=["y", "guidance"])
 
 
-def tiny_flux(seed: int = 0) -> Any:
-    """A config-built tiny Flux (hidden 64, two heads, two double and two single blocks)."""
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.supported_models
-
-    model_config = comfy.supported_models.Flux(dict(FLUX_CONFIG))
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    state = _randomize(model.diffusion_model, seed)
-    model.diffusion_model.load_state_dict(state)
-    return comfy.model_patcher.ModelPatcher(
-        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
-    )
+def tiny_flux(seed: int = 0, **sizes: Any) -> Any:
+    """A tiny Flux (hidden 64, two heads, two double and two single blocks) built by supported_models.Flux."""
+    return build(flux_blueprint(**sizes), seed)
 
 
 def load_tiny(family: str, seed: int = 0) -> Any:
@@ -178,28 +294,39 @@ def run_custom_sampler(model: Any, family: str, sigmas: torch.Tensor, *, cfg: fl
     )
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Split CFG
+
+
 @contextlib.contextmanager
 def force_split_cfg() -> Iterator[None]:
-    """Make ComfyUI evaluate cond and uncond in separate forwards (as it does when memory is short).
+    """Make ComfyUI evaluate cond and uncond in separate forwards, as it does when memory is short.
 
-    Test-only: ComfyUI batches the branches when `memory_required * 1.5 < free memory`.
+    ComfyUI's rule (the same from 0.3.60 to 0.33): it joins several conditionings into one forward only
+    while ``model.memory_required(joined input shape, cond_shapes=...) * 1.5`` is below the free memory.
+    Inside this context every diffusion model reports that an input joining more than one conditioning
+    (``cond_shapes`` holding more than one shape for a key) needs more memory than any machine has, so each
+    conditioning runs on its own, as on a small GPU. An input of one conditioning, whatever its latent batch,
+    reports what it always does. (The sampling-time estimate that also joins every conditioning only sizes
+    model loading, which the CPU ignores.) Tests count forwards to check the split really happens.
     """
-    import sys
+    import comfy.model_base
 
-    import comfy.model_management
+    original = comfy.model_base.BaseModel.memory_required
 
-    original = comfy.model_management.get_free_memory
+    def memory_required(self: Any, input_shape: Any, cond_shapes: Any = {}, *args: Any, **kwargs: Any) -> Any:
+        if any(len(shapes) > 1 for shapes in dict(cond_shapes).values()):
+            return MORE_THAN_ANY_MACHINE_HAS
+        return original(self, input_shape, cond_shapes, *args, **kwargs)
 
-    def no_room_for_a_cfg_batch(*args: Any, **kwargs: Any) -> Any:
-        if sys._getframe(1).f_code.co_name == "_calc_cond_batch":
-            return 0
-        return original(*args, **kwargs)
-
-    comfy.model_management.get_free_memory = no_room_for_a_cfg_batch
+    comfy.model_base.BaseModel.memory_required = memory_required
     try:
         yield
     finally:
-        comfy.model_management.get_free_memory = original
+        comfy.model_base.BaseModel.memory_required = original
+
+
+MORE_THAN_ANY_MACHINE_HAS = float(2 ** 70)  # bytes
 
 
 class BlockCounter:
