@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cachekit.nodes import NODE_DEFS
+from harness.workflow import run_node
 
 NODES = {d.node_id: d for d in NODE_DEFS if d.node_id != "CacheKitMagCacheCalibrate"}
 AGGRESSIVE = {
@@ -35,8 +36,10 @@ def controlled(tiny):
 
     model = tiny.load_tiny("flux")
     image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
-    positive, negative = nodes.ControlNetApplyAdvanced().apply_controlnet(
-        tiny.make_conditioning("flux", seed=1), tiny.make_conditioning("flux", seed=2), tiny.tiny_flux_controlnet(), image, 1.0, 0.0, 1.0
+    positive, negative = run_node(
+        nodes.ControlNetApplyAdvanced, positive=tiny.make_conditioning("flux", seed=1),
+        negative=tiny.make_conditioning("flux", seed=2), control_net=tiny.tiny_flux_controlnet(), image=image,
+        strength=1.0, start_percent=0.0, end_percent=1.0,
     )
     return model, positive, negative
 
@@ -56,7 +59,8 @@ def test_context_windows_turn_caching_off_with_a_warning(tiny, caplog, node_id):
     from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 
     model = tiny.load_tiny("wan21")
-    windowed = WanContextWindowsManualNode.execute(model, 9, 1, "standard_static", 1, False, "pyramid").result[0]
+    windowed = run_node(WanContextWindowsManualNode, model=model, context_length=9, context_overlap=1,
+                        context_schedule="standard_static", context_stride=1, closed_loop=False, fuse_method="pyramid")[0]
     latent = torch.zeros(1, 16, 6, 8, 8)
     base = tiny.run_sampler(windowed, "wan21", steps=8, cfg=2.0, latent=latent)
     with caplog.at_level(logging.WARNING, logger="CacheKit"):
@@ -124,10 +128,7 @@ def test_torch_compile_model_node_with_inductor(tiny, caplog):
     from comfy_extras.nodes_torch_compile import TorchCompileModel
 
     model = tiny.load_tiny("flux")
-    if hasattr(TorchCompileModel, "execute"):  # V3 node (ComfyUI 0.3.61+)
-        compiled = TorchCompileModel.execute(model, "inductor").result[0]
-    else:
-        compiled = TorchCompileModel().patch(model, "inductor")[0]
+    compiled = run_node(TorchCompileModel, model=model, backend="inductor")[0]
     base = tiny.run_sampler(compiled, "flux", steps=6, cfg=2.0)
     fbc = NODES["CacheKitFirstBlockCache"]
     patched = fbc.apply(compiled, threshold=1.0, start_percent=0.0, end_percent=1.0, max_consecutive_skips=0)

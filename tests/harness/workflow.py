@@ -66,3 +66,41 @@ def drop_unreachable(prompt: dict[str, dict[str, Any]], outputs: list[str]) -> d
 def nodes_of(prompt: dict[str, dict[str, Any]], class_type: str) -> list[str]:
     """Ids of the nodes of one class."""
     return [k for k, v in prompt.items() if v["class_type"] == class_type]
+
+
+def declared_inputs(node_class: Any) -> dict[str, tuple]:
+    """A node's declared inputs, required then optional, as ComfyUI reports them (INPUT_TYPES, also for V3 nodes)."""
+    declared = node_class.INPUT_TYPES()
+    return {**declared.get("required", {}), **declared.get("optional", {})}
+
+
+def node_inputs(node_class: Any, **values: Any) -> dict[str, Any]:
+    """Keyword inputs for a node call built from its declared inputs: the given values, and for every other input its
+    declared default (a combo's first option when it declares none). A required input without a default must be given;
+    an unknown name raises, so a test notices when ComfyUI renames an input."""
+    declared = declared_inputs(node_class)
+    unknown = set(values) - set(declared)
+    if unknown:
+        raise TypeError(f"{node_class.__name__} declares no input {sorted(unknown)}; it has {list(declared)}")
+    required = set(node_class.INPUT_TYPES().get("required", {}))
+    inputs: dict[str, Any] = {}
+    for name, spec in declared.items():
+        options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if name in values:
+            inputs[name] = values[name]
+        elif "default" in options:
+            inputs[name] = options["default"]
+        elif isinstance(spec[0], list) and spec[0]:
+            inputs[name] = spec[0][0]
+        elif spec[0] == "COMBO" and options.get("options"):
+            inputs[name] = options["options"][0]
+        elif name in required:
+            raise TypeError(f"{node_class.__name__}: required input {name!r} has no default; pass it")
+    return inputs
+
+
+def run_node(node_class: Any, **values: Any) -> tuple:
+    """Run a ComfyUI node in-process (V1 or V3) with inputs from its schema (see node_inputs); its outputs as a tuple."""
+    result = getattr(node_class(), node_class.FUNCTION)(**node_inputs(node_class, **values))
+    result = getattr(result, "result", result)  # V3: NodeOutput
+    return tuple(result)
