@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+CURRENT = "0.33.0"  # the ComfyUI release the tests target first (`make setup` fetches it when none is found)
 
 
 def find_comfyui() -> Path | None:
@@ -18,6 +20,18 @@ def find_comfyui() -> Path | None:
 
 
 OLDEST_SUPPORTED = "0.3.60"
+# Packages that the oldest release pins at other versions than the current one (its frontend, workflow templates,
+# docs): `make setup` installs them here, and only the oldest release's run puts this folder first on PYTHONPATH.
+OLDEST_OVERLAY = REPO / ".comfyui-oldest-packages"
+
+
+def comfyui_version(root: Path | None) -> str | None:
+    """The release of a ComfyUI checkout (its comfyui_version.py), or None."""
+    path = Path(root) / "comfyui_version.py" if root is not None else None
+    if path is None or not path.is_file():
+        return None
+    match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", path.read_text())
+    return match.group(1) if match else None
 
 
 def find_oldest_comfyui() -> Path | None:

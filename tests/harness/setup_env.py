@@ -1,107 +1,288 @@
-"""Prepare a machine for CacheKit's tests and demo: find (or fetch) ComfyUI and its Python packages.
+"""Prepare a machine for CacheKit's tests and demo (`make setup`): ComfyUI, its Python packages, the test tools.
 
-Where ComfyUI is looked for, in order: $COMFYUI_PATH, ~/ComfyUI, <repo>/.comfyui.
+ComfyUI (the current release, 0.33.0) is looked for in $COMFYUI_PATH, ~/ComfyUI, <repo>/.comfyui.
 - Found: that checkout is used and nothing of ComfyUI is downloaded.
-- Not found: the pinned ComfyUI release is cloned into <repo>/.comfyui (git ignores it).
-The oldest supported release, which `make test` also tests, is looked for in $COMFYUI_OLDEST_PATH,
-~/ComfyUI-0.3.60, <repo>/.comfyui-oldest; it is cloned into the last only when ComfyUI itself was cloned.
+- Not found: ComfyUI 0.33.0 is cloned into <repo>/.comfyui (git ignores it); when it cannot be cloned, the release
+  tarball is unpacked there from $CACHEKIT_COMFYUI_TARBALLS, <repo>/../shared/comfyui or /work/shared/comfyui.
+The oldest supported release (0.3.60), which `make test` also tests, is looked for in $COMFYUI_OLDEST_PATH,
+~/ComfyUI-0.3.60, <repo>/.comfyui-oldest. When it is missing it is unpacked there from a local tarball, or (only when
+ComfyUI itself had to be fetched) cloned.
 - Neither possible: one line says so, and the tests that need ComfyUI are skipped.
-Python packages that ComfyUI or the tests need and that are missing are installed with pip.
+
+Python packages go into the active environment (one line says so when no virtual environment is active), and only
+what is missing or at the wrong version is installed, so a second run is quick and offline:
+- the found ComfyUI's own requirements.txt, with torch and torchvision held to this machine's wheels
+  (torch==2.14.1, torchvision==0.29.1) and torchaudio installed with --no-deps (its own pins would replace torch);
+- the test tools: pytest, playwright (the system Chromium is used, no browser download), diffusers==0.42.1,
+  matplotlib, and cache-dit==1.5.3 with --no-deps (the benchmark's diffusers-side reference).
+The oldest release pins a few packages (its frontend, workflow templates, embedded docs) at versions other than the
+current one's; those go into <repo>/.comfyui-oldest-packages/ (pip --target, git-ignored), which oldest_comfyui.py puts
+first on PYTHONPATH for the oldest run only, so one environment serves both releases.
+Finally the frontend builds of the browser tests are prepared (harness.frontends, where present).
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO / "tests"))  # last: ComfyUI's namespace package `comfy` must win over tests/comfy
-from harness.comfy_env import OLDEST_SUPPORTED, find_comfyui, find_oldest_comfyui  # noqa: E402
+from harness.comfy_env import (  # noqa: E402
+    CURRENT, OLDEST_OVERLAY, OLDEST_SUPPORTED, comfyui_version, find_comfyui, find_oldest_comfyui,
+)
 
 COMFYUI_REPOSITORY = "https://github.com/Comfy-Org/ComfyUI.git"
-COMFYUI_PINNED_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"  # ComfyUI 0.3.64
+COMFYUI_PINNED_COMMIT = "2f35f4a08176d993cded35dac3332be4f7287f41"  # ComfyUI 0.33.0, the current release
 CLONE_DIR = REPO / ".comfyui"
 COMFYUI_OLDEST_COMMIT = "b8730510db30c8858e1e5d8e126ef19eac395560"  # ComfyUI 0.3.60, the oldest supported
 OLDEST_CLONE_DIR = REPO / ".comfyui-oldest"
+CLONE_TIMEOUT_S = 300
 
-# import name -> pip requirement (ComfyUI's runtime needs for CPU sampling and its server, plus test tools)
-PACKAGES = {
-    "torch": "torch",
-    "torchvision": "torchvision",
-    "torchsde": "torchsde",
-    "numpy": "numpy>=1.25.0",
-    "einops": "einops",
-    "transformers": "transformers>=4.37.2",
-    "tokenizers": "tokenizers>=0.13.3",
-    "safetensors": "safetensors>=0.4.2",
-    "aiohttp": "aiohttp>=3.11.8",
-    "yarl": "yarl>=1.18.0",
-    "yaml": "pyyaml",
-    "PIL": "Pillow",
-    "scipy": "scipy",
-    "tqdm": "tqdm",
-    "psutil": "psutil",
-    "alembic": "alembic",
-    "sqlalchemy": "SQLAlchemy",
-    "av": "av>=14.2.0",
-    "pydantic": "pydantic~=2.0",
-    "pydantic_settings": "pydantic-settings~=2.0",
-    "comfyui_frontend_package": "comfyui-frontend-package==1.27.10",
-    "comfyui_workflow_templates": "comfyui-workflow-templates==0.1.95",
-    "comfyui_embedded_docs": "comfyui-embedded-docs==0.2.6",
-    "diffusers": "diffusers>=0.42.1",
-    "pytest": "pytest>=8",
-    "playwright": "playwright>=1.50",
-    "matplotlib": "matplotlib>=3.7",  # the benchmark's plot
-}
+# Held to this machine's local wheels: nothing that setup installs may move them.
+HELD = {"torch": "2.14.1", "torchvision": "0.29.1"}
+TORCHAUDIO = "torchaudio==2.11.1"  # imports and works with torch 2.14.1; installed with --no-deps
+TEST_PACKAGES = ["pytest>=8", "playwright>=1.50", "diffusers==0.42.1", "matplotlib>=3.7"]
+NO_DEPS_PACKAGES = ["cache-dit==1.5.3"]  # the benchmark's reference; its own pins would pull in other torch builds
 
 
-def clone_comfyui(commit: str = COMFYUI_PINNED_COMMIT, into: Path = CLONE_DIR) -> Path | None:
-    """Clone ComfyUI at `commit` into the ignored folder `into`; None when that is impossible."""
+PIP_ENV = dict(os.environ, PIP_ROOT_USER_ACTION="ignore", PIP_DISABLE_PIP_VERSION_CHECK="1")
+
+
+def say(text: str) -> None:
+    print(f"CacheKit setup: {text}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Getting ComfyUI
+
+
+def clone_comfyui(commit: str, into: Path) -> Path | None:
+    """Clone ComfyUI at `commit` into the ignored folder `into`; None when that is impossible (offline, ...)."""
+    if shutil.which("git") is None:
+        return None
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     try:
         for command in (
             ["git", "init", "-q", str(into)],
             ["git", "-C", str(into), "fetch", "-q", "--depth", "1", COMFYUI_REPOSITORY, commit],
             ["git", "-C", str(into), "checkout", "-q", "FETCH_HEAD"],
         ):
-            subprocess.run(command, check=True, timeout=600, capture_output=True)
+            subprocess.run(command, check=True, timeout=CLONE_TIMEOUT_S, capture_output=True, env=env, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         shutil.rmtree(into, ignore_errors=True)
         return None
     return into if (into / "comfy" / "model_patcher.py").is_file() else None
 
 
-def install_missing_packages() -> None:
-    """pip-install whichever needed packages cannot be imported."""
-    missing = [req for name, req in PACKAGES.items() if importlib.util.find_spec(name) is None]
-    if not missing:
+def tarball_folders() -> list[Path]:
+    """Where release tarballs (ComfyUI-<version>.tar.gz) are looked for, in order."""
+    folders = [os.environ.get("CACHEKIT_COMFYUI_TARBALLS"), str(REPO.parent / "shared" / "comfyui"), "/work/shared/comfyui"]
+    return [Path(f) for f in folders if f]
+
+
+def find_tarball(version: str) -> Path | None:
+    for folder in tarball_folders():
+        candidate = folder / f"ComfyUI-{version}.tar.gz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def unpack_tarball(version: str, into: Path) -> Path | None:
+    """Unpack ComfyUI-<version>.tar.gz (one top folder) into `into`; None when there is no tarball or it is unusable."""
+    tarball = find_tarball(version)
+    if tarball is None:
+        return None
+    into.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{into.name}-unpacking-", dir=into.parent))
+    try:
+        with tarfile.open(tarball) as archive:
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(staging, filter="data")
+            else:  # Python < 3.11.4
+                archive.extractall(staging)
+        tops = [p for p in staging.iterdir() if p.is_dir()]
+        if len(tops) != 1 or not (tops[0] / "comfy" / "model_patcher.py").is_file():
+            return None
+        shutil.rmtree(into, ignore_errors=True)
+        tops[0].rename(into)
+    except (OSError, tarfile.TarError):
+        return None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    say(f"unpacked {tarball} into {into.relative_to(REPO) if into.is_relative_to(REPO) else into}")
+    return into
+
+
+def fetch_comfyui(version: str, commit: str, into: Path, allow_clone: bool = True) -> Path | None:
+    """Clone the release (when allowed), else unpack its local tarball."""
+    if allow_clone:
+        cloned = clone_comfyui(commit, into)
+        if cloned is not None:
+            say(f"cloned ComfyUI {version} into {into.relative_to(REPO)}")
+            return cloned
+    return unpack_tarball(version, into)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Python packages
+
+
+def _requirement_class():
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # a bare venv: pip's own copy
+        from pip._vendor.packaging.requirements import Requirement
+    return Requirement
+
+
+def read_requirements(path: Path) -> list[str]:
+    """The requirement lines of a requirements.txt (comments, options and blank lines dropped)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            lines.append(line)
+    return lines
+
+
+def _installed_version(name: str, path: list[str] | None = None) -> str | None:
+    try:
+        if path is None:
+            return importlib.metadata.version(name)
+        for dist in importlib.metadata.distributions(path=path):
+            if _canonical(dist.metadata["Name"] or "") == _canonical(name):
+                return dist.version
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return None
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def satisfied(requirement: str, path: list[str] | None = None) -> bool:
+    """Is `requirement` installed at a matching version (in `path`, else in this environment)?"""
+    req = _requirement_class()(requirement)
+    if req.marker is not None and not req.marker.evaluate():
+        return True
+    version = _installed_version(req.name, path)
+    return version is not None and (not req.specifier or req.specifier.contains(version.split("+")[0], prereleases=True))
+
+
+def _held(requirement: str) -> str:
+    """torch / torchvision pinned to this machine's wheels; anything else unchanged."""
+    name = _canonical(_requirement_class()(requirement).name)
+    return f"{name}=={HELD[name]}" if name in HELD else requirement
+
+
+def pip_install(requirements: list[str], *options: str) -> bool:
+    """pip install `requirements` with torch and torchvision held; True when pip succeeded."""
+    with tempfile.TemporaryDirectory(prefix="cachekit-pip-") as tmp:
+        constraints = Path(tmp) / "held.txt"
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in HELD.items()))
+        command = [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints), *options, *requirements]
+        return subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode == 0
+
+
+def in_virtual_environment() -> bool:
+    return sys.prefix != sys.base_prefix or bool(os.environ.get("VIRTUAL_ENV") or os.environ.get("CONDA_PREFIX"))
+
+
+def install_packages(comfyui: Path | None) -> bool:
+    """Install what the found ComfyUI and the tests need and is missing or at the wrong version; True when all is there."""
+    wanted = read_requirements(comfyui / "requirements.txt") if comfyui is not None else []
+    with_deps = [_held(r) for r in wanted + TEST_PACKAGES if _canonical(_requirement_class()(r).name) != "torchaudio"]
+    needs_torchaudio = comfyui is not None and any(_canonical(_requirement_class()(r).name) == "torchaudio" for r in wanted)
+    missing = [r for r in with_deps if not satisfied(r)]
+    no_deps = [r for r in NO_DEPS_PACKAGES if not satisfied(r)]
+    if needs_torchaudio and not satisfied("torchaudio"):
+        no_deps.append(TORCHAUDIO)
+    if not in_virtual_environment():
+        say(f"no virtual environment is active: packages are checked{' and installed' if missing or no_deps else ''} "
+            f"in this Python's own environment ({sys.prefix})")
+    if not missing and not no_deps:
+        return True
+    ok = True
+    if missing:
+        say(f"installing {', '.join(missing)}")
+        ok = pip_install(missing) and ok
+    if no_deps:
+        say(f"installing without dependencies {', '.join(no_deps)}")
+        ok = pip_install(no_deps, "--no-deps") and ok
+    if not ok:
+        say("some packages could not be installed; tests that need them will fail or be skipped.")
+    return ok
+
+
+def prepare_oldest_overlay(oldest: Path) -> bool:
+    """Install the oldest release's requirements that the environment does not satisfy (its pinned frontend, workflow
+    templates and docs, ...) into OLDEST_OVERLAY with --no-deps; quick when they are there already."""
+    stamp = OLDEST_OVERLAY / "cachekit-overlay.json"
+    wanted = [r for r in read_requirements(oldest / "requirements.txt") if _canonical(_requirement_class()(r).name) not in
+              (*HELD, "torchaudio")]
+    overlay_path = [str(OLDEST_OVERLAY)]
+    needed = [r for r in wanted if not satisfied(r)]  # what the shared environment lacks for the oldest release
+    recorded = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if recorded == needed and all(satisfied(r, overlay_path) for r in needed):
+        return True
+    shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
+    if not needed:
+        return True
+    OLDEST_OVERLAY.mkdir(parents=True)
+    say(f"ComfyUI {comfyui_version(oldest) or OLDEST_SUPPORTED} pins {', '.join(needed)}: installing them into "
+        f"{OLDEST_OVERLAY.relative_to(REPO)}/ for its run only")
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(OLDEST_OVERLAY), *needed]
+    if subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode != 0:
+        say(f"the packages of ComfyUI {OLDEST_SUPPORTED} could not be installed; its server tests will fail.")
+        shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
+        return False
+    stamp.write_text(json.dumps(needed))
+    return True
+
+
+def prepare_frontends() -> None:
+    """The browser tests' frontend builds (harness/frontends.py, where it exists)."""
+    try:
+        from harness import frontends
+    except ImportError:
         return
-    if "torch" in missing or "torchvision" in missing:
-        missing = [r for r in missing if r not in ("torch", "torchvision")] + ["torch==2.14.1", "torchvision==0.29.1"]
-    print(f"CacheKit setup: installing {', '.join(missing)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing])
-    if result.returncode != 0:
-        print("CacheKit setup: some packages could not be installed; tests that need them will be skipped.", flush=True)
+    frontends.prepare_frontends()
+
+
+# --------------------------------------------------------------------------------------------------------------------
 
 
 def main() -> int:
     comfyui = find_comfyui()
+    fetched = comfyui is None
     if comfyui is None:
-        comfyui = clone_comfyui()
-        if comfyui is None:
-            print(
-                "CacheKit setup: no ComfyUI found ($COMFYUI_PATH, ~/ComfyUI, .comfyui) and it could not be cloned: "
-                "the ComfyUI tests will be skipped.",
-                flush=True,
-            )
-        elif find_oldest_comfyui() is None and clone_comfyui(COMFYUI_OLDEST_COMMIT, OLDEST_CLONE_DIR) is None:
-            print(f"CacheKit setup: ComfyUI {OLDEST_SUPPORTED} (oldest supported) could not be cloned; it will not be tested.", flush=True)
-    if comfyui is not None:
-        print(f"CacheKit setup: using ComfyUI at {comfyui}", flush=True)
-    install_missing_packages()
+        comfyui = fetch_comfyui(CURRENT, COMFYUI_PINNED_COMMIT, CLONE_DIR)
+    if comfyui is None:
+        say("no ComfyUI found ($COMFYUI_PATH, ~/ComfyUI, .comfyui), and it could neither be cloned nor unpacked from a "
+            "tarball: the ComfyUI tests will be skipped.")
+    else:
+        say(f"using ComfyUI {comfyui_version(comfyui) or '(unknown version)'} at {comfyui}")
+    oldest = find_oldest_comfyui()
+    if oldest is None and comfyui is not None:
+        oldest = fetch_comfyui(OLDEST_SUPPORTED, COMFYUI_OLDEST_COMMIT, OLDEST_CLONE_DIR, allow_clone=fetched)
+        if oldest is None:
+            say(f"ComfyUI {OLDEST_SUPPORTED} (oldest supported) is not here and could not be "
+                f"{'cloned or ' if fetched else ''}unpacked; it will not be tested.")
+    install_packages(comfyui)
+    if oldest is not None:
+        say(f"oldest supported ComfyUI {comfyui_version(oldest) or OLDEST_SUPPORTED} at {oldest}")
+        prepare_oldest_overlay(oldest)
+    prepare_frontends()
     return 0
 
 
