@@ -24,9 +24,14 @@ def _free_port() -> int:
 
 
 class ComfyServer:
-    """Starts `main.py --cpu` in a temporary base directory; `stop()` ends it."""
+    """Starts `main.py --cpu` in a temporary base directory; `stop()` ends it.
 
-    def __init__(self, base: Path | None = None, front_end: bool = False) -> None:
+    Without a frontend (the default) it serves an empty folder as its web root. `front_end=True` serves
+    the installed `comfyui-frontend-package`; `front_end_root` serves that folder instead (a frontend
+    build unpacked by harness/frontends.py), as ComfyUI's `--front-end-root`.
+    """
+
+    def __init__(self, base: Path | None = None, front_end: bool = False, front_end_root: Path | None = None) -> None:
         root = find_comfyui()
         if root is None:
             raise RuntimeError("no ComfyUI checkout found")
@@ -47,7 +52,9 @@ class ComfyServer:
             sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
             "--base-directory", str(self.base), "--disable-api-nodes", "--database-url", f"sqlite:///{self.base}/comfyui.db",
         ]
-        if not front_end:
+        if front_end_root is not None:
+            command += ["--front-end-root", str(front_end_root)]
+        elif not front_end:
             empty = self.base / "no-frontend"
             empty.mkdir(exist_ok=True)
             command += ["--front-end-root", str(empty)]
