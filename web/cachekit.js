@@ -259,6 +259,7 @@ function reportWidget(node) {
   const height = () => panelHeight(node) + 2 * MARGIN;
   const widget = node.addDOMWidget(WIDGET_NAME, WIDGET_TYPE, element, {
     serialize: false, // never in the saved workflow nor in the prompt
+    hideInPanel: true, // not an input: not listed in the properties panel (which would take the element away)
     hideOnZoom: true,
     margin: MARGIN,
     getValue: () => "",
