@@ -1,7 +1,8 @@
 """Real-browser tests: a headless ComfyUI server with the real frontend package, driven by headless Chromium.
 
 Skipped, with the reason, when Playwright for Python, a Chromium executable ($CHROMIUM_PATH,
-/usr/bin/chromium, chromium on PATH), ComfyUI or its frontend package is missing. Playwright's own
+/usr/bin/chromium, chromium on PATH) or ComfyUI is missing; the tests of a frontend build that is not
+in .frontends/ (harness/frontends.py) are skipped with that reason. Playwright's own
 browser download is not used: the tests launch the system Chromium through `executable_path`.
 """
 from __future__ import annotations
@@ -38,8 +39,6 @@ def missing_requirement() -> str | None:
         return "no Chromium executable ($CHROMIUM_PATH, /usr/bin/chromium; on Debian: apt-get install chromium)"
     if find_comfyui() is None:
         return "no ComfyUI checkout found ($COMFYUI_PATH, ~/ComfyUI, .comfyui)"
-    if importlib.util.find_spec("comfyui_frontend_package") is None:
-        return "the ComfyUI frontend package (comfyui-frontend-package) is not installed"
     return None
 
 
