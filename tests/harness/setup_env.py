@@ -190,7 +190,8 @@ def pip_install(requirements: list[str], *options: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="cachekit-pip-") as tmp:
         constraints = Path(tmp) / "held.txt"
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in HELD.items()))
-        command = [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints), *options, *requirements]
+        # -qq: errors only (this machine's pip configuration prints a warning for every package otherwise)
+        command = [sys.executable, "-m", "pip", "install", "-qq", "-c", str(constraints), *options, *requirements]
         return subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode == 0
 
 
@@ -241,7 +242,7 @@ def prepare_oldest_overlay(oldest: Path) -> bool:
     OLDEST_OVERLAY.mkdir(parents=True)
     say(f"ComfyUI {comfyui_version(oldest) or OLDEST_SUPPORTED} pins {', '.join(needed)}: installing them into "
         f"{OLDEST_OVERLAY.relative_to(REPO)}/ for its run only")
-    command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(OLDEST_OVERLAY), *needed]
+    command = [sys.executable, "-m", "pip", "install", "-qq", "--no-deps", "--target", str(OLDEST_OVERLAY), *needed]
     if subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode != 0:
         say(f"the packages of ComfyUI {OLDEST_SUPPORTED} could not be installed; its server tests will fail.")
         shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
