@@ -16,8 +16,9 @@ what is missing or at the wrong version is installed, so a second run is quick a
 - the test tools: pytest, playwright (the system Chromium is used, no browser download), diffusers==0.42.1,
   matplotlib, and cache-dit==1.5.3 with --no-deps (the benchmark's diffusers-side reference).
 The oldest release pins a few packages (its frontend, workflow templates, embedded docs) at versions other than the
-current one's; those go into <repo>/.comfyui-oldest-packages/ (pip --target, git-ignored), which oldest_comfyui.py puts
-first on PYTHONPATH for the oldest run only, so one environment serves both releases.
+current one's; those go into <repo>/.comfyui-oldest-packages/ (pip --target --no-deps, git-ignored), which
+oldest_comfyui.py puts first on PYTHONPATH for the oldest run only, so one environment serves both releases; what the
+oldest release needs and is not installed at all (and what the overlay's packages need) is installed normally.
 Finally the frontend builds of the browser tests are prepared (harness.frontends, where present).
 """
 from __future__ import annotations
@@ -225,30 +226,56 @@ def install_packages(comfyui: Path | None) -> bool:
     return ok
 
 
+def _overlay_dependencies() -> list[str]:
+    """The requirements of the packages in OLDEST_OVERLAY (installed there without theirs)."""
+    requirement = _requirement_class()
+    needs = []
+    for dist in importlib.metadata.distributions(path=[str(OLDEST_OVERLAY)]):
+        for line in dist.requires or []:
+            req = requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                needs.append(str(req).split(";")[0].strip())
+    return needs
+
+
 def prepare_oldest_overlay(oldest: Path) -> bool:
-    """Install the oldest release's requirements that the environment does not satisfy (its pinned frontend, workflow
-    templates and docs, ...) into OLDEST_OVERLAY with --no-deps; quick when they are there already."""
+    """Make this environment serve the oldest release too; quick when it does already.
+
+    Its requirements that are installed here at other versions (the pinned frontend, workflow templates and docs) go
+    into OLDEST_OVERLAY with --no-deps, which only the oldest release's run puts first on PYTHONPATH. Requirements that
+    are not installed at all, and what the overlay's packages need, are installed here (they change nothing installed).
+    """
     stamp = OLDEST_OVERLAY / "cachekit-overlay.json"
-    wanted = [r for r in read_requirements(oldest / "requirements.txt") if _canonical(_requirement_class()(r).name) not in
+    requirement = _requirement_class()
+    wanted = [r for r in read_requirements(oldest / "requirements.txt") if _canonical(requirement(r).name) not in
               (*HELD, "torchaudio")]
-    overlay_path = [str(OLDEST_OVERLAY)]
     needed = [r for r in wanted if not satisfied(r)]  # what the shared environment lacks for the oldest release
+    conflicts = [r for r in needed if _installed_version(requirement(r).name) is not None]
+    absent = [r for r in needed if r not in conflicts]
+    version = comfyui_version(oldest) or OLDEST_SUPPORTED
+    ok = True
+    if absent:
+        say(f"ComfyUI {version} also needs {', '.join(absent)}")
+        ok = pip_install(absent)
     recorded = json.loads(stamp.read_text()) if stamp.is_file() else None
-    if recorded == needed and all(satisfied(r, overlay_path) for r in needed):
-        return True
-    shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
-    if not needed:
-        return True
-    OLDEST_OVERLAY.mkdir(parents=True)
-    say(f"ComfyUI {comfyui_version(oldest) or OLDEST_SUPPORTED} pins {', '.join(needed)}: installing them into "
-        f"{OLDEST_OVERLAY.relative_to(REPO)}/ for its run only")
-    command = [sys.executable, "-m", "pip", "install", "-qq", "--no-deps", "--target", str(OLDEST_OVERLAY), *needed]
-    if subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode != 0:
-        say(f"the packages of ComfyUI {OLDEST_SUPPORTED} could not be installed; its server tests will fail.")
+    if not (recorded == conflicts and all(satisfied(r, [str(OLDEST_OVERLAY)]) for r in conflicts)):
         shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
-        return False
-    stamp.write_text(json.dumps(needed))
-    return True
+        if not conflicts:
+            return ok
+        OLDEST_OVERLAY.mkdir(parents=True)
+        say(f"ComfyUI {version} pins {', '.join(conflicts)}: installing them into {OLDEST_OVERLAY.relative_to(REPO)}/ "
+            "for its run only")
+        command = [sys.executable, "-m", "pip", "install", "-qq", "--no-deps", "--target", str(OLDEST_OVERLAY), *conflicts]
+        if subprocess.run(command, stdin=subprocess.DEVNULL, env=PIP_ENV).returncode != 0:
+            say(f"the packages of ComfyUI {version} could not be installed; its server and browser tests will fail.")
+            shutil.rmtree(OLDEST_OVERLAY, ignore_errors=True)
+            return False
+        stamp.write_text(json.dumps(conflicts))
+    unmet = [r for r in _overlay_dependencies() if not satisfied(r)]
+    if unmet:
+        say(f"the packages of ComfyUI {version} need {', '.join(unmet)}")
+        ok = pip_install(unmet) and ok
+    return ok
 
 
 def prepare_frontends() -> None:
