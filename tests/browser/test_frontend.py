@@ -243,6 +243,18 @@ class Page:
         )
 
     def layout(self, node_id: int) -> dict | None:
+        """LAYOUT_JS for this node, once the frontend has mounted its report (or after 5 s: the asserts then say why)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(
+                """(id) => { const n = (window.app.canvas?.graph ?? window.app.graph).getNodeById(id);
+                    const el = n?.widgets?.find((w) => w.name === "%s")?.element;
+                    return el?.isConnected && el.getBoundingClientRect().height > 0; }""" % REPORT_WIDGET,
+                arg=node_id, timeout=5000,
+            )
+        except PlaywrightTimeout:
+            pass
         self.settle()
         return self.evaluate(LAYOUT_JS, node_id)
 
