@@ -153,9 +153,11 @@ FLUX_SIZES = dict(in_channels=16, out_channels=16, vec_in_dim=768, context_in_di
 FLUX_LAYOUT = dict(image_model="flux", theta=10000, qkv_bias=True, guidance_embed=True)
 
 
-def flux_blueprint(**sizes: Any) -> Blueprint:
-    """The tiny Flux (hidden 64, two heads, two double and two single blocks); `sizes` override any size."""
-    return Blueprint("comfy.ldm.flux.model.Flux", "Flux", {**FLUX_SIZES, **sizes}, FLUX_LAYOUT, "comfy.ldm.flux.model.FluxParams")
+def flux_blueprint(layout: dict[str, Any] | None = None, **sizes: Any) -> Blueprint:
+    """The tiny Flux (hidden 64, two heads, two double and two single blocks); `sizes` override any size, `layout` the
+    probe's flags (e.g. guidance_embed=False for a model without guidance distillation)."""
+    return Blueprint("comfy.ldm.flux.model.Flux", "Flux", {**FLUX_SIZES, **sizes}, {**FLUX_LAYOUT, **(layout or {})},
+                     "comfy.ldm.flux.model.FluxParams")
 
 
 def wan21_blueprint(num_layers: int = 3, dim: int = 128) -> Blueprint:
