@@ -1,12 +1,20 @@
-"""A small declarative description of a node, from which both ComfyUI node APIs are built.
+"""A CacheKit node, described once, from which both ComfyUI node APIs are built.
 
-Node IDs and input names are a public API: saved workflows refer to them. Never rename one.
+A node is a method spec (cache_core/methods) plus its public face: node ID, display name,
+description. Its widgets come from the method's settings (names, defaults, bounds, tooltips are
+declared once, in the method's config). Node IDs and input names are a public API: saved workflows
+refer to them, and saved UI workflows store widget values by position, so neither the names nor
+their order may change.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
+
+from ..cache_core.runtime.install import install_cache, require_wrapper_support
+from ..cache_core.settings import BOOL, COMBO, FLOAT, INT, STRING, Setting, config_from_values, settings_of
+from .ui_report import send_report_to_ui
 
 
 @dataclass(frozen=True)
@@ -72,36 +80,73 @@ Widget = Union[FloatInput, IntInput, BoolInput, StringInput, ComboInput]
 MODEL_TOOLTIP = "The diffusion model to accelerate (from a model loader or a LoRA / patch node)."
 
 
+def widget_for(name: str, spec: Setting) -> Widget:
+    """The widget of one method setting."""
+    if spec.kind == FLOAT:
+        return FloatInput(name, spec.default, spec.min, spec.max, spec.step or 0.01, spec.tooltip)
+    if spec.kind == INT:
+        return IntInput(name, spec.default, int(spec.min), int(spec.max), spec.tooltip, int(spec.step or 1))
+    if spec.kind == BOOL:
+        return BoolInput(name, spec.default, spec.tooltip)
+    if spec.kind == STRING:
+        return StringInput(name, spec.default, spec.tooltip)
+    if spec.kind == COMBO:
+        return ComboInput(name, spec.options, spec.default, spec.tooltip)
+    raise TypeError(f"unknown setting kind {spec.kind!r}")
+
+
 @dataclass(frozen=True)
 class NodeDef:
-    """A CacheKit node: MODEL plus widgets in, a patched clone of MODEL out.
+    """A CacheKit node: MODEL plus the method's settings in, a patched clone of MODEL out.
 
-    apply(model, node_id, **widget_values) returns the patched model; it raises ValueError for
-    bad values, which ComfyUI shows on the node.
-    check(**widget_values) validates the widget values alone (queue-time validation).
-    notices(model, **widget_values) lists warnings for the user (logged, and shown on the node
-    through its UI output "text").
+    notices(model, config) lists warnings for the user (logged, and shown on the node through its
+    UI output "text").
     """
 
     node_id: str
     display_name: str
     description: str
-    widgets: tuple[Widget, ...]
-    apply: Callable[..., Any]
-    check: Callable[..., None]
-    notices: Callable[..., list[str]] | None = None
+    method: Any
+    notices: Optional[Callable[[Any, Any], list[str]]] = None
     category: str = "CacheKit"
     output_tooltip: str = "A clone of the model with the cache installed; the input model is not changed."
 
-    def run(self, model: Any, node_id: str | None, values: dict[str, Any]) -> tuple[Any, list[str]]:
+    @property
+    def widgets(self) -> tuple[Widget, ...]:
+        """The node's widgets, in the method's setting order."""
+        return tuple(widget_for(name, spec) for name, spec in settings_of(self.method.config_type))
+
+    def config(self, **values: Any) -> Any:
+        """The method's config from widget values; ValueError names the input and what is valid."""
+        return config_from_values(self.method.config_type, values)
+
+    def check(self, **values: Any) -> None:
+        """Raise ValueError when the widget values are not valid."""
+        self.config(**values)
+
+    def apply(self, model: Any, node_id: Optional[str] = None, **values: Any) -> Any:
+        """A clone of `model` with the cache installed (or `model` itself if unsupported)."""
+        return install_cache(model, self.method, self.config(**values), node_id=node_id,
+                             node_name=self.display_name, on_report=send_report_to_ui)
+
+    def run(self, model: Any, node_id: Optional[str], values: dict[str, Any]) -> tuple[Any, list[str]]:
         """Apply the node: the patched model and the warnings to show (already logged)."""
-        patched = self.apply(model, node_id=node_id, **values)
-        warnings = self.notices(model, **values) if self.notices is not None else []
+        require_wrapper_support()
+        if model is None or not hasattr(model, "clone") or not hasattr(model, "get_model_object"):
+            raise ValueError(f"{self.display_name}: the model input must be a MODEL (from a model loader), got {type(model).__name__}.")
+        try:
+            config = self.config(**values)
+            patched = install_cache(model, self.method, config, node_id=node_id, node_name=self.display_name,
+                                    on_report=send_report_to_ui)
+        except ValueError as err:
+            message = str(err)
+            raise ValueError(message if message.startswith(self.display_name) else f"{self.display_name}: {message}") from None
+        warnings = self.notices(model, config) if self.notices is not None else []
         for warning in warnings:
             log.warning("CacheKit %s", warning)
         return patched, warnings
 
-    def validation_message(self, values: dict[str, Any]) -> str | None:
+    def validation_message(self, values: dict[str, Any]) -> Optional[str]:
         """A user-facing message when the given widget values are invalid, else None.
 
         Values that arrive through links are unknown at queue time and are checked when the

@@ -16,17 +16,39 @@ Plain torch; the ComfyUI glue is runtime/attention_hooks.py and runtime/cfg_esti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Hashable, Optional
 
 import torch
 
-from ..runtime.attention_hooks import AttentionBranch, AttentionSite, EvaluationCounter, covers_batch, join_rows
-from ..runtime.branches import BranchStore
+from ..families.attention_sites import SPATIAL, attention_sites
+from ..families.table import ATTENTION, COND_BATCH, FASTER_CACHE, Family
+from ..runtime.attention_hooks import AttentionSite, covers_batch
+from ..runtime.branches import BatchStore
 from ..runtime.forward import ForwardContext
-from .pyramid_attention_broadcast import check_skip_range, progress_in_window
-from .validation import check_finite_range, check_percent_window
+from ..settings import FLOAT, INT, check_settings, check_window, setting
+from .pyramid_attention_broadcast import check_skip_range, progress_in_window  # noqa: F401
+from .spec import MethodSpec, Placement
 
-METHOD = "FasterCache"
+METHOD = FASTER_CACHE
+
+PROGRESS = (
+    "Schedule progress (0 = first step, 1 = end, as ComfyUI's start/end percent). diffusers' timestep windows "
+    "are on a 0-1000 scale where timestep / 1000 = sigma for flow models; the default here is diffusers' {window} "
+    "on an unshifted flow schedule (progress = 1 - sigma). Shifted schedules (Wan, Flux) cover higher sigmas."
+)
+
+
+def _start(what: str, default: float, diffusers: str) -> Any:
+    return setting(FLOAT, default, f"Start of the window in which {what}. " + PROGRESS.format(window=diffusers),
+                   min=0.0, max=1.0, step=0.01)
+
+
+def _end(what: str, default: float) -> Any:
+    return setting(FLOAT, default, f"End of the window in which {what}. An end equal to the start turns it off.",
+                   min=0.0, max=1.0, step=0.01)
+
+
+WINDOWS = ("spatial_attention", "unconditional_batch", "low_frequency", "high_frequency")
 
 
 @dataclass(frozen=True)
@@ -34,29 +56,39 @@ class FasterCacheConfig:
     """Settings of the FasterCache node. Windows are schedule progress (0 = first step, 1 = end);
     the defaults are diffusers' timestep ranges for an unshifted flow model (progress = 1 - t / 1000)."""
 
-    spatial_attention_block_skip_range: int = 2
-    spatial_attention_start_percent: float = 0.32  # diffusers (-1, 681)
-    spatial_attention_end_percent: float = 1.0
-    attention_weight: float = 0.5
-    unconditional_batch_skip_range: int = 5
-    unconditional_batch_start_percent: float = 0.36  # diffusers (-1, 641)
-    unconditional_batch_end_percent: float = 1.0
-    alpha_low_frequency: float = 1.1
-    low_frequency_start_percent: float = 0.1  # diffusers (99, 901)
-    low_frequency_end_percent: float = 0.9
-    alpha_high_frequency: float = 1.1
-    high_frequency_start_percent: float = 0.7  # diffusers (-1, 301)
-    high_frequency_end_percent: float = 1.0
+    spatial_attention_block_skip_range: int = setting(
+        INT, 2, "Compute spatial (self / joint) attention every N evaluations of each conditioning branch; in between "
+        "extrapolate it from its last two outputs. 0 (or 1) turns the attention part off. Wan skips the whole "
+        "self-attention module; Flux-style models skip only the attention kernel.", min=0, max=32)
+    spatial_attention_start_percent: float = _start("attention may be extrapolated", 0.32, "(-1, 681)")
+    spatial_attention_end_percent: float = _end("attention may be extrapolated", 1.0)
+    attention_weight: float = setting(
+        FLOAT, 0.5, "w in o_t + (o_t - o_t-2) * w, the extrapolation of attention outputs (diffusers' default 0.5).",
+        min=-2.0, max=2.0, step=0.01)
+    unconditional_batch_skip_range: int = setting(
+        INT, 5, "Compute the negative (unconditional) branch every N evaluations; in between estimate it from the "
+        "positive branch plus the stored negative-minus-positive difference. 0 (or 1) turns the CFG part off. "
+        "Inactive at cfg 1 and with guidance-distilled models used without a negative prompt.", min=0, max=32)
+    unconditional_batch_start_percent: float = _start("the negative branch may be estimated", 0.36, "(-1, 641)")
+    unconditional_batch_end_percent: float = _end("the negative branch may be estimated", 1.0)
+    alpha_low_frequency: float = setting(
+        FLOAT, 1.1, "Each estimated evaluation inside the low-frequency window multiplies the low-frequency part of the "
+        "stored difference by this (compounding until the next full evaluation), as in FasterCache.",
+        min=0.0, max=4.0, step=0.01)
+    low_frequency_start_percent: float = _start("alpha_low_frequency applies", 0.1, "(99, 901)")
+    low_frequency_end_percent: float = _end("alpha_low_frequency applies", 0.9)
+    alpha_high_frequency: float = setting(
+        FLOAT, 1.1, "The same for the high-frequency part (frequencies outside a disc of radius min(H, W) / 5).",
+        min=0.0, max=4.0, step=0.01)
+    high_frequency_start_percent: float = _start("alpha_high_frequency applies", 0.7, "(-1, 301)")
+    high_frequency_end_percent: float = _end("alpha_high_frequency applies", 1.0)
 
     def __post_init__(self) -> None:
-        check_skip_range("spatial_attention_block_skip_range", self.spatial_attention_block_skip_range)
-        check_skip_range("unconditional_batch_skip_range", self.unconditional_batch_skip_range)
-        check_finite_range("attention_weight", self.attention_weight, -2.0, 2.0)
-        check_finite_range("alpha_low_frequency", self.alpha_low_frequency, 0.0, 4.0)
-        check_finite_range("alpha_high_frequency", self.alpha_high_frequency, 0.0, 4.0)
-        for name in ("spatial_attention", "unconditional_batch", "low_frequency", "high_frequency"):
+        check_settings(self)
+        for name in WINDOWS:
             try:
-                check_percent_window(getattr(self, f"{name}_start_percent"), getattr(self, f"{name}_end_percent"))
+                check_window(f"{name}_start_percent", getattr(self, f"{name}_start_percent"),
+                             f"{name}_end_percent", getattr(self, f"{name}_end_percent"))
             except ValueError as err:
                 raise ValueError(f"{name} window: {err}") from None
 
@@ -128,14 +160,6 @@ def estimate_unconditional(positive: torch.Tensor, delta: torch.Tensor, low_scal
     return (positive.float() + correction).to(positive.dtype)
 
 
-def recent_pair(entry: Optional[tuple], signature: tuple, rows: int, evaluation: int) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-    """(o_t-2, o_t-1) from a site entry (signature, previous, last, evaluation of last) when `last`
-    is the previous evaluation's output for an input of this shape and batch."""
-    if entry is None or entry[0] != signature or entry[3] != evaluation - 1 or entry[2].shape[0] != rows:
-        return None
-    return entry[1], entry[2]
-
-
 @dataclass
 class UnconditionalDelta:
     """The CFG part's state: the negative-minus-positive difference of the last full evaluation.
@@ -152,18 +176,21 @@ class UnconditionalDelta:
 
 
 class FasterCacheRun:
-    """FasterCache's state for one sampling run: per-branch attention pairs and the CFG delta."""
+    """FasterCache's state for one sampling run: per-branch attention pairs and the CFG delta
+    (an AttentionPolicy and an UnconditionalPolicy)."""
 
-    def __init__(self, config: FasterCacheConfig, progress_of_sigma: Callable[[float], float], report: Any = None) -> None:
+    def __init__(self, config: FasterCacheConfig, progress_of_sigma: Any, report: Any = None) -> None:
         self.config = config
         self.progress_of_sigma = progress_of_sigma
         self.report = report
-        self.branches: BranchStore[AttentionBranch] = BranchStore(AttentionBranch)
-        self.attention_evaluations = EvaluationCounter()
+        self.outputs = BatchStore()  # per site and input signature: "previous" and "last" outputs
+        self.last_evaluation: dict[tuple[Hashable, Hashable], int] = {}  # (site, uuid) -> evaluation of "last"
+        self._attention_evaluation: Optional[int] = None
+        self.attention_iteration = -1
         self.unconditional = UnconditionalDelta()
         self.cfg_iteration = -1
-        self._cfg_key: Optional[Hashable] = None
-        self._branches_key: Optional[Hashable] = None
+        self._cfg_evaluation: Optional[int] = None
+        self._branches_evaluation: Optional[int] = None
         self._branches: Optional[set[Hashable]] = None
         self._seen_branches: set[Hashable] = set()
         self.unconditional_total = 0
@@ -175,68 +202,76 @@ class FasterCacheRun:
 
     # --- attention part (AttentionPolicy) ---
 
-    def attend(self, ctx: ForwardContext, site: AttentionSite, compute: Callable[[], Any], sample: torch.Tensor) -> Any:
-        """Extrapolate `site`'s output from its last two for every branch, or compute (and cache) it."""
-        ctx.blocks_total += 1
+    def _iteration(self, ctx: ForwardContext) -> int:
+        """Index of the current evaluation among those that reached attention (diffusers' iteration)."""
+        if ctx.evaluation != self._attention_evaluation:
+            self._attention_evaluation = ctx.evaluation
+            self.attention_iteration += 1
+        return self.attention_iteration
+
+    def attention_before(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor) -> Optional[torch.Tensor]:
+        """`site`'s output extrapolated from its last two for every branch, or None to compute."""
         if not self.config.attention_enabled or not covers_batch(ctx, sample):
-            ctx.blocks_computed += 1
-            return compute()
-        evaluation = self.attention_evaluations.at(ctx)
-        signature = tuple(sample.shape[1:])
-        branches = [self.branches.get(chunk.uuid) for chunk in ctx.chunks]
+            ctx.count(computed=True)
+            return None
+        iteration = self._iteration(ctx)
+        name = (site.key, tuple(sample.shape[1:]))
         self._seen_branches.update(chunk.uuid for chunk in ctx.chunks)
-        decision_key = ("faster_cache", site.key)
-        extrapolate_now = ctx.eval_state.get(decision_key)
+        decision = ("faster_cache", site.key)
+        extrapolate_now = ctx.decisions.get(decision)
         if extrapolate_now is None:  # decided once per evaluation, before any of its forwards updates the site
-            extrapolate_now = ctx.may_cache and self._may_extrapolate(ctx, site, signature, evaluation)
-            ctx.eval_state[decision_key] = extrapolate_now
-        if extrapolate_now:
-            pairs = [recent_pair(b.sites.get(site.key), signature, c.rows.stop - c.rows.start, evaluation) for b, c in zip(branches, ctx.chunks)]
-            if all(pair is not None for pair in pairs):
-                parts = []
-                for branch, (previous, last) in zip(branches, pairs):
-                    part = extrapolate(previous, last, self.config.attention_weight)
-                    branch.sites[site.key] = (signature, last, part, evaluation)
-                    parts.append(part)
-                return join_rows(parts)
-        ctx.blocks_computed += 1
-        out = compute()
-        if isinstance(out, torch.Tensor) and out.shape[0] == sample.shape[0]:
-            for branch, chunk in zip(branches, ctx.chunks):
-                part = out[chunk.rows]
-                pair = recent_pair(branch.sites.get(site.key), signature, part.shape[0], evaluation)
-                branch.sites[site.key] = (signature, pair[1] if pair is not None else part, part, evaluation)
+            extrapolate_now = self._may_extrapolate(ctx, name, iteration)
+            ctx.decisions[decision] = extrapolate_now
+        out = None
+        if extrapolate_now and all(self.last_evaluation.get((name, c.uuid)) == iteration - 1 for c in ctx.chunks):
+            previous = self.outputs.get((name, "previous"), ctx.chunks, sample.device)
+            last = self.outputs.get((name, "last"), ctx.chunks, sample.device)
+            if previous is not None and last is not None:
+                out = extrapolate(previous, last, self.config.attention_weight)
+                self._keep(ctx, name, iteration, last, out)
+        ctx.count(computed=out is None)
         return out
 
-    def _may_extrapolate(self, ctx: ForwardContext, site: AttentionSite, signature: tuple, evaluation: int) -> bool:
+    def attention_after(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
+        """Keep the computed output as the newest of the pair."""
+        if not self.config.attention_enabled or not isinstance(out, torch.Tensor) or out.shape[0] != sample.shape[0]:
+            return
+        iteration = self.attention_iteration
+        name = (site.key, tuple(sample.shape[1:]))
+        recent = all(self.last_evaluation.get((name, c.uuid)) == iteration - 1 for c in ctx.chunks)
+        previous = self.outputs.get((name, "last"), ctx.chunks) if recent else None
+        self._keep(ctx, name, iteration, previous if previous is not None else out, out)
+
+    def _keep(self, ctx: ForwardContext, name: Hashable, iteration: int, previous: torch.Tensor, last: torch.Tensor) -> None:
+        self.outputs.put((name, "previous"), ctx.chunks, previous)
+        self.outputs.put((name, "last"), ctx.chunks, last)
+        for chunk in ctx.chunks:
+            self.last_evaluation[(name, chunk.uuid)] = iteration
+
+    def _may_extrapolate(self, ctx: ForwardContext, name: Hashable, iteration: int) -> bool:
         """diffusers' rule on the run's evaluation index, for every branch taking part in this evaluation."""
-        if not should_extrapolate_attention(evaluation, self.config.spatial_attention_block_skip_range,
-                                            self._in("spatial_attention", ctx.sigma), has_recent_pair=True):
+        if not ctx.caching or not should_extrapolate_attention(
+                iteration, self.config.spatial_attention_block_skip_range, self._in("spatial_attention", ctx.sigma), has_recent_pair=True):
             return False
-        for uuid in self._evaluation_branches(ctx):
-            branch = self.branches.find(uuid)
-            entry = branch.sites.get(site.key) if branch is not None else None
-            if entry is None or entry[0] != signature or entry[3] != evaluation - 1:
-                return False
-        return True
+        return all(self.last_evaluation.get((name, uuid)) == iteration - 1 for uuid in self._evaluation_branches(ctx))
 
     def _evaluation_branches(self, ctx: ForwardContext) -> set[Hashable]:
         """The branches this evaluation computes: as the CFG part announced, else every branch seen so far."""
-        if self._branches_key == ctx.eval_key and self._branches is not None:
+        if self._branches_evaluation == ctx.evaluation and self._branches is not None:
             return self._branches | {chunk.uuid for chunk in ctx.chunks}
         return self._seen_branches | {chunk.uuid for chunk in ctx.chunks}
 
-    # --- CFG part (used by runtime/cfg_estimation.py) ---
+    # --- CFG part (UnconditionalPolicy, used by runtime/cfg_estimation.py) ---
 
-    def skip_unconditional(self, eval_key: Hashable, sigma: float, batch_shape: torch.Size,
+    def skip_unconditional(self, evaluation: int, sigma: float, batch_shape: torch.Size,
                            positive: frozenset[Hashable] = frozenset(), negative: frozenset[Hashable] = frozenset()) -> bool:
         """Decide, once per evaluation, whether the negative branch is estimated instead of computed.
 
         `positive` / `negative` are the conditioning uuids of each side; the attention part uses them
         to know which branches this evaluation computes.
         """
-        if eval_key != self._cfg_key:
-            self._cfg_key = eval_key
+        if evaluation != self._cfg_evaluation:
+            self._cfg_evaluation = evaluation
             self.cfg_iteration += 1
             self.unconditional_total += 1
         state = self.unconditional
@@ -248,7 +283,7 @@ class FasterCacheRun:
         )
         if not skip:
             self.unconditional_computed += 1
-        self._branches_key = eval_key
+        self._branches_evaluation = evaluation
         self._branches = set(positive) if skip else set(positive) | set(negative)
         return skip
 
@@ -273,14 +308,37 @@ class FasterCacheRun:
     def cache_bytes(self) -> int:
         """Bytes of cached tensors held now."""
         delta = self.unconditional.delta
-        return self.branches.nbytes() + (delta.numel() * delta.element_size() if delta is not None else 0)
+        return self.outputs.nbytes() + (delta.numel() * delta.element_size() if delta is not None else 0)
 
-    def close(self) -> None:
+    def close(self, run: Any) -> None:
         """Free every cached tensor and put the CFG part's counts into the run report."""
         if self.report is not None and self.unconditional_total:
-            line = f"negative branch computed {self.unconditional_computed}/{self.unconditional_total} evaluations"
             self.report.extra["unconditional_computed"] = self.unconditional_computed
             self.report.extra["unconditional_total"] = self.unconditional_total
-            self.report.note = f"{line}; {self.report.note}" if self.report.note else line
-        self.branches.clear()
+            self.report.add_note(f"negative branch computed {self.unconditional_computed}/{self.unconditional_total} evaluations")
+        self.outputs.clear()
+        self.last_evaluation.clear()
         self.unconditional = UnconditionalDelta()
+
+
+def place(config: FasterCacheConfig, family: Family) -> Placement:
+    """Attention sites for the attention part (where the family has spatial attention), and the
+    cond batch for the CFG part."""
+    sites = set()
+    if config.attention_hooked and ATTENTION in family.sites and attention_sites(family, {SPATIAL}):
+        sites.add(ATTENTION)
+    if config.unconditional_batch_skip_range > 1:
+        sites.add(COND_BATCH)
+    if config.attention_hooked and ATTENTION not in sites and COND_BATCH not in sites:
+        return family.reason(ATTENTION)
+    return frozenset(sites or {COND_BATCH})
+
+
+FASTER_CACHE_SPEC = MethodSpec(
+    name=METHOD,
+    key="cachekit_faster_cache",
+    config_type=FasterCacheConfig,
+    place=place,
+    start=lambda config, run: FasterCacheRun(config, run.progress_of_sigma, run.report),
+    attention_kinds=lambda config: frozenset({SPATIAL}),
+)

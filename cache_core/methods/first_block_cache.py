@@ -3,40 +3,44 @@
 Decision rule as in diffusers' `FirstBlockCacheConfig`: the first block always runs; its residual
 r is compared with the residual of the last fully computed evaluation,
 `mean|r - r_prev| / mean|r_prev|`, and the remaining blocks are skipped (their cached residual is
-replayed) when that relative change is below `threshold`.
+replayed) when that relative change is below `threshold`. On the segmented stack this is the
+front of one block, no back blocks, and a replayed middle.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 
-from ..runtime.branches import BranchStore
-from ..runtime.forward import ForwardContext, rows
-from ..runtime.block_stack import ResidualCacheRun, assemble_replay
-from .validation import check_finite_range, check_percent_window
+from ..families.table import FIRST_BLOCK_CACHE, Family
+from ..runtime.branches import ReplayCache
+from ..runtime.forward import ForwardContext
+from ..settings import FLOAT, INT, check_settings, check_window, setting
+from .spec import MethodSpec, Placement, stack_only
 
 
 @dataclass(frozen=True)
 class FirstBlockCacheConfig:
-    """Settings of the FirstBlockCache node.
+    """Settings of the FirstBlockCache node."""
 
-    threshold: relative mean absolute change of the first block's residual under which the
-        remaining blocks are skipped; 0 turns skipping off.
-    start_percent, end_percent: window of schedule progress in which skipping may happen.
-    max_consecutive_skips: most evaluations skipped in a row; 0 means no limit (diffusers).
-    """
-
-    threshold: float = 0.05
-    start_percent: float = 0.0
-    end_percent: float = 1.0
-    max_consecutive_skips: int = 0
+    threshold: float = setting(
+        FLOAT, 0.05, "Skip the remaining blocks while the first block's residual changes by less than this "
+        "(relative mean absolute change, as in diffusers). 0 turns skipping off; diffusers suggests values below "
+        "0.2 (higher values blur).", min=0.0, max=1.0, step=0.001)
+    start_percent: float = setting(
+        FLOAT, 0.0, "Schedule progress (0 = first step, 1 = end) from which skipping may start. Early steps lay out "
+        "the image, so starting later protects composition.", min=0.0, max=1.0, step=0.01)
+    end_percent: float = setting(
+        FLOAT, 1.0, "Schedule progress after which every step is computed again (to keep fine detail).",
+        min=0.0, max=1.0, step=0.01)
+    max_consecutive_skips: int = setting(
+        INT, 0, "Most model evaluations that may reuse the cache in a row before one is computed fully. 0 means no "
+        "limit (diffusers' behaviour).", min=0, max=100)
 
     def __post_init__(self) -> None:
-        check_finite_range("threshold", self.threshold, 0.0, 10.0)
-        check_percent_window(self.start_percent, self.end_percent)
-        if int(self.max_consecutive_skips) != self.max_consecutive_skips or self.max_consecutive_skips < 0:
-            raise ValueError(f"max_consecutive_skips must be a whole number >= 0, got {self.max_consecutive_skips}.")
+        check_settings(self)
+        check_window("start_percent", self.start_percent, "end_percent", self.end_percent)
 
     @property
     def enabled(self) -> bool:
@@ -44,66 +48,57 @@ class FirstBlockCacheConfig:
         return self.threshold > 0.0 and self.start_percent < self.end_percent
 
 
-def relative_change(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """`mean|current - previous| / mean|previous|` as a 0-d float32 tensor (no host sync)."""
-    current = current.float()
-    previous = previous.float()
-    return (current - previous).abs().mean() / previous.abs().mean().clamp_min(1e-12)
+def relative_change(current: torch.Tensor, previous: torch.Tensor) -> float:
+    """`mean|current - previous| / mean|previous|`, accumulated in float32, with one host sync."""
+    change = (current - previous).abs().mean(dtype=torch.float32)
+    scale = previous.abs().mean(dtype=torch.float32).clamp_min(1e-12)
+    return float(change / scale)
 
 
-def may_skip(change: float, config: FirstBlockCacheConfig) -> bool:
+def may_skip(change: float, threshold: float) -> bool:
     """FirstBlockCache's rule: skip when the first block's residual changed less than the threshold."""
-    return config.enabled and change < config.threshold
+    return threshold > 0.0 and change < threshold
 
 
-@dataclass
-class FirstBlockBranch:
-    """Cached tensors of one conditioning branch.
+class FirstBlockCacheRun(ReplayCache):
+    """FirstBlockCache's state for one sampling run: the front and middle residuals per branch."""
 
-    head_residual: the first block's residual at the last fully computed evaluation.
-    stack_residual: what the remaining blocks added at that evaluation, per stream.
-    """
-
-    head_residual: torch.Tensor | None = None
-    stack_residual: dict[str, torch.Tensor] | None = None
-
-
-class FirstBlockCacheRun(ResidualCacheRun):
-    """FirstBlockCache's state for one sampling run: a branch store and the skip streak."""
-
-    residual_from_head_input = False
+    front_blocks = 1
+    back_blocks = 0
 
     def __init__(self, config: FirstBlockCacheConfig) -> None:
+        super().__init__()
         self.config = config
-        self.branches: BranchStore[FirstBlockBranch] = BranchStore(FirstBlockBranch)
         self.consecutive_skips = 0
 
-    def skip_before_head(self, ctx: ForwardContext) -> None:
-        """FirstBlockCache decides after the head only."""
-        return None
-
-    def skip_after_head(self, ctx: ForwardContext, head_in: dict[str, torch.Tensor], head_out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """Decide for this forward; on a skip return the residual to replay at the tail."""
-        stream = next(iter(head_in))
-        residual = head_out[stream] - head_in[stream]
-        skip = ctx.eval_state.get("skip")
-        if skip is None:
-            skip = self._decide(ctx, residual)
-            ctx.eval_state["skip"] = skip
-        replay = assemble_replay(ctx, self.branches) if skip else None
-        if replay is None:
-            for chunk in ctx.chunks:
-                self.branches.get(chunk.uuid).head_residual = rows(residual, chunk)
-        return replay
-
-    @torch.compiler.disable  # a host-side decision: keep it out of torch.compile graphs
-    def _decide(self, ctx: ForwardContext, residual: torch.Tensor) -> bool:
+    def decide(self, ctx: ForwardContext, lead_front: Optional[torch.Tensor]) -> bool:
+        """Skip when the lead branch's first-block residual changed less than the threshold."""
         limit = self.config.max_consecutive_skips
         skip = False
-        if ctx.in_window and self.config.enabled and not (limit and self.consecutive_skips >= limit):
-            lead = self.branches.find(ctx.lead.uuid)
-            current = rows(residual, ctx.lead)
-            if lead is not None and lead.head_residual is not None and lead.head_residual.shape == current.shape:
-                skip = may_skip(float(relative_change(current, lead.head_residual)), self.config)
+        if ctx.in_window and self.config.enabled and lead_front is not None and not (limit and self.consecutive_skips >= limit):
+            previous = self.store.get("front", (ctx.lead,))
+            if isinstance(previous, torch.Tensor) and previous.shape == lead_front.shape:
+                skip = may_skip(relative_change(lead_front, previous.to(lead_front.device)), self.config.threshold)
         self.consecutive_skips = self.consecutive_skips + 1 if skip else 0
         return skip
+
+    def learn(self, ctx: ForwardContext, front: Optional[torch.Tensor], middle: dict[str, Any]) -> None:
+        """Keep this evaluation's first-block residual (to compare with) and the remaining blocks' residual."""
+        if front is not None:
+            self.keep(ctx, "front", front)
+        self.keep(ctx, "middle", middle)
+
+
+def place(config: FirstBlockCacheConfig, family: Family) -> Placement:
+    """FirstBlockCache needs the block stack."""
+    return stack_only(family)
+
+
+FIRST_BLOCK_CACHE_SPEC = MethodSpec(
+    name=FIRST_BLOCK_CACHE,
+    key="cachekit_first_block_cache",
+    config_type=FirstBlockCacheConfig,
+    place=place,
+    start=lambda config, run: FirstBlockCacheRun(config),
+    window=lambda config: (config.start_percent, config.end_percent),
+)

@@ -3,136 +3,66 @@
 Rule as in diffusers' `MagCacheConfig`: past the retention phase, each evaluation multiplies an
 accumulated ratio by the calibrated ratio of residual magnitudes, adds |1 - ratio| to an error
 budget, and reuses the last residual while the budget stays within `threshold` and at most
-`max_skip_steps` evaluations were skipped in a row; otherwise it computes and resets.
+`max_skip_steps` evaluations were skipped in a row; otherwise it computes and resets. Ratios are
+read by schedule progress (cache_core/ratios/mag_ratios.py). Outside the schedule range the table
+measured, MagCache computes: it never guesses.
 
-CacheKit reads the ratio tables by schedule progress instead of by step number: a table measured
-with L steps is a piecewise-constant density of log-magnitude change over progress, and the ratio
-between two evaluations is that density integrated between their progress values. With as many
-steps as the table this gives exactly the table's entries; with fewer or more steps, or a partial
-run (denoise < 1, KSamplerAdvanced, one Wan 2.2 expert), each step gets the change it really spans.
+Placement: the whole block stack where the family has block patch points (front and back of zero
+blocks, the middle replayed), else the whole model output (model level); the table must measure
+the same level.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 
-from ..runtime.block_stack import ResidualCacheRun, assemble_replay
-from ..runtime.branches import BranchStore
+from ..families.table import MAG_CACHE, STACK, Family
+from ..ratios.mag_ratios import BLOCKS, MODEL, MagRatios, cumulative_log_ratio, log_ratio_between  # noqa: F401
+from ..runtime.branches import ReplayCache
 from ..runtime.forward import ForwardContext
-from .validation import check_finite_range
-
-GRID_SNAP = 0.02  # progress within 2% of a step of a table position counts as that position
-
-
-@dataclass(frozen=True)
-class MagRatios:
-    """A magnitude-ratio table: per calibration step, |residual_t| / |residual_{t-1}|.
-
-    cond: the conditional branch's table; uncond: the unconditional branch's, when calibrated.
-    positions: schedule progress of each entry; None means a full run of len(cond) steps with the
-    simple scheduler (entry j at progress j / L), which is how the published tables were made.
-    """
-
-    name: str
-    cond: tuple[float, ...]
-    uncond: tuple[float, ...] | None = None
-    positions: tuple[float, ...] | None = None
-    family: str | None = None
-    source: str = ""
-
-    @classmethod
-    def from_lists(
-        cls, name: str, cond: Sequence[float], uncond: Sequence[float] | None = None,
-        positions: Sequence[float] | None = None, family: str | None = None, source: str = "",
-    ) -> "MagRatios":
-        """Build and validate a table; ValueError names what is wrong."""
-        ratios = cls(
-            name=name, cond=tuple(float(v) for v in cond), uncond=tuple(float(v) for v in uncond) if uncond else None,
-            positions=tuple(float(p) for p in positions) if positions is not None else None, family=family, source=source,
-        )
-        ratios.validate()
-        return ratios
-
-    def validate(self) -> None:
-        """Raise ValueError unless the tables have at least two finite positive values and sane positions."""
-        for label, table in (("cond", self.cond), ("uncond", self.uncond)):
-            if table is None:
-                continue
-            if len(table) < 2:
-                raise ValueError(f"MagCache ratios '{self.name}': the {label} table needs at least two steps, it has {len(table)}.")
-            if not all(math.isfinite(v) and v > 0 for v in table):
-                raise ValueError(f"MagCache ratios '{self.name}': the {label} table has values that are not finite positive numbers.")
-        if self.uncond is not None and len(self.uncond) != len(self.cond):
-            raise ValueError(f"MagCache ratios '{self.name}': cond and uncond tables differ in length.")
-        if self.positions is not None:
-            if len(self.positions) != len(self.cond):
-                raise ValueError(f"MagCache ratios '{self.name}': {len(self.positions)} positions for {len(self.cond)} ratios.")
-            if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in self.positions) or any(
-                b <= a for a, b in zip(self.positions, self.positions[1:])
-            ):
-                raise ValueError(f"MagCache ratios '{self.name}': positions must increase within [0, 1].")
-
-    def grid(self) -> tuple[float, ...]:
-        """Schedule progress of every entry."""
-        if self.positions is not None:
-            return self.positions
-        return tuple(j / len(self.cond) for j in range(len(self.cond)))
-
-    def table(self, cond_index: int) -> tuple[float, ...]:
-        """The table for a branch: index 0 (positive) uses cond, others uncond when present."""
-        return self.uncond if cond_index != 0 and self.uncond is not None else self.cond
+from ..settings import COMBO, FLOAT, INT, setting
+from .spec import MethodSpec, Placement, stack_or_model
 
 
-def cumulative_log_ratio(table: Sequence[float], grid: Sequence[float], progress: float) -> float:
-    """Integral over [grid[0], progress] of the table's log-ratio density.
+def _ratio_choices() -> list[str]:
+    from ..ratios.library import ratio_choices
 
-    Entry j (j >= 1) spreads log(table[j]) evenly over [grid[j-1], grid[j]]; outside the grid the
-    density is 0 (ratio 1). Progress within 2% of a bin of a grid point counts as that point, so a
-    run with the table's own schedule reads exactly the table's entries.
-    """
-    total = 0.0
-    for j in range(1, len(table)):
-        low, high = grid[j - 1], grid[j]
-        width = high - low
-        if progress >= high - GRID_SNAP * width:
-            total += math.log(table[j])
-        elif progress > low + GRID_SNAP * width:
-            total += (progress - low) / width * math.log(table[j])
-            break
-        else:
-            break
-    return total
-
-
-def log_ratio_between(ratios: "MagRatios", cond_index: int, start: float, end: float) -> float:
-    """log(|residual at end| / |residual at start|) predicted by the table, for progress start <= end."""
-    table, grid = ratios.table(cond_index), ratios.grid()
-    return cumulative_log_ratio(table, grid, end) - cumulative_log_ratio(table, grid, start)
+    return ratio_choices()
 
 
 @dataclass(frozen=True)
 class MagCacheConfig:
-    """Settings of the MagCache node (diffusers' MagCacheConfig fields).
+    """Settings of the MagCache node (diffusers' MagCacheConfig fields); `table` is the loaded `ratios`."""
 
-    threshold: error budget; 0 turns skipping off.
-    max_skip_steps: most evaluations reused in a row (K).
-    retention_ratio: fraction of the run's first steps that are always computed.
-    """
-
-    ratios: MagRatios
-    threshold: float = 0.06
-    max_skip_steps: int = 3
-    retention_ratio: float = 0.2
+    ratios: str = setting(
+        COMBO, "flux", "Calibrated magnitude ratios for your model: a built-in table (flux from diffusers; the others "
+        "from the official MagCache ComfyUI pack) or a file written by the MagCache Calibrate node "
+        "(models/magcache_ratios). Tables are read by schedule progress, so any step count, denoise < 1 and partial "
+        "step ranges work.", options=_ratio_choices)
+    threshold: float = setting(
+        FLOAT, 0.06, "Error budget: evaluations are reused while the accumulated |1 - ratio| stays below this. 0 "
+        "turns skipping off. diffusers' default 0.06 is conservative; the MagCache authors use up to 0.24 on Flux "
+        "and Wan 14B.", min=0.0, max=1.0, step=0.001)
+    max_skip_steps: int = setting(
+        INT, 3, "Most evaluations reused in a row before one is computed fully (MagCache's K).", min=0, max=100)
+    retention_ratio: float = setting(
+        FLOAT, 0.2, "Fraction of the sampler run's first steps that are always computed (they set the composition).",
+        min=0.0, max=1.0, step=0.01)
+    table: Optional[MagRatios] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        check_finite_range("threshold", self.threshold, 0.0, 10.0)
-        check_finite_range("retention_ratio", self.retention_ratio, 0.0, 1.0)
-        if int(self.max_skip_steps) != self.max_skip_steps or not 0 <= self.max_skip_steps <= 100:
-            raise ValueError(f"max_skip_steps must be a whole number between 0 and 100, got {self.max_skip_steps}.")
-        self.ratios.validate()
+        _check_numbers(self)
+        if not isinstance(self.ratios, str):
+            raise ValueError(f"ratios must be the name of a preset or a calibration file, got {self.ratios!r}.")
+        if self.table is None:
+            from ..ratios.library import load_ratios
+
+            object.__setattr__(self, "table", load_ratios(self.ratios)[0])
+        else:
+            self.table.validate()
 
     @property
     def enabled(self) -> bool:
@@ -144,11 +74,13 @@ class MagCacheConfig:
         return int(self.retention_ratio * total_steps + 0.5)
 
 
-@dataclass
-class MagCacheBranch:
-    """Cached tensors of one conditioning branch: the whole stack's residual at the last compute."""
+def _check_numbers(config: MagCacheConfig) -> None:
+    """Check every setting but `ratios`, which loading its table checks (with the file's own errors)."""
+    from ..settings import settings_of
 
-    stack_residual: dict[str, torch.Tensor] | None = None
+    for name, spec in settings_of(type(config)):
+        if name != "ratios":
+            object.__setattr__(config, name, spec.check(name, getattr(config, name)))
 
 
 @dataclass
@@ -160,59 +92,97 @@ class ErrorBudget:
     error: float = 0.0
 
 
-class MagCacheRun(ResidualCacheRun):
-    """MagCache's state for one sampling run."""
+class MagCacheRun(ReplayCache):
+    """MagCache's state for one sampling run (a stack method and a model-level method)."""
 
-    residual_from_head_input = True
+    front_blocks = 0
+    back_blocks = 0
 
-    def __init__(self, config: MagCacheConfig, total_steps: int, progress_of_sigma: Callable[[float], float]) -> None:
+    def __init__(self, config: MagCacheConfig, total_steps: int) -> None:
+        super().__init__()
         self.config = config
         self.retention_steps = config.retention_steps(total_steps)
-        self.progress_of_sigma = progress_of_sigma
-        self.branches: BranchStore[MagCacheBranch] = BranchStore(MagCacheBranch)
         self.budgets: dict[str, ErrorBudget] = {}
         self.branch_indices: set[int] = set()
-        self.last_progress: float | None = None
+        self.last_progress: Optional[float] = None
 
-    def skip_before_head(self, ctx: ForwardContext) -> dict[str, torch.Tensor] | None:
-        """Decide before the first block runs; on a skip return the residual of the whole stack."""
-        skip = ctx.eval_state.get("skip")
-        if skip is None:
-            skip = self._decide(ctx)
-            ctx.eval_state["skip"] = skip
-        return assemble_replay(ctx, self.branches) if skip else None
+    def decide(self, ctx: ForwardContext, lead_front: Optional[torch.Tensor]) -> bool:
+        """Block level: decide before the first block runs."""
+        return self._decide(ctx, "middle")
 
-    def skip_after_head(self, ctx: ForwardContext, head_in: dict, head_out: dict) -> None:
-        """MagCache decides before the head only."""
-        return None
+    def decide_output(self, ctx: ForwardContext) -> bool:
+        """Model level: decide before the model runs."""
+        return self._decide(ctx, "output")
 
-    def _decide(self, ctx: ForwardContext) -> bool:
+    def learn(self, ctx: ForwardContext, front: Optional[torch.Tensor], middle: dict[str, Any]) -> None:
+        """Keep the residual of the whole block stack."""
+        self.keep(ctx, "middle", middle)
+
+    def learn_output(self, ctx: ForwardContext, x: Any, out: Any) -> None:
+        """Keep the whole model output."""
+        self.keep(ctx, "output", out)
+
+    def _decide(self, ctx: ForwardContext, name: str) -> bool:
+        table = self.config.table
         self.branch_indices.update(chunk.cond_index for chunk in ctx.chunks)
-        progress = self.progress_of_sigma(ctx.sigma)
+        progress = ctx.progress
         previous, self.last_progress = self.last_progress, progress
-        if previous is None or progress < previous or ctx.step < self.retention_steps or not self.config.enabled:
+        if (previous is None or progress < previous or ctx.step < self.retention_steps or not self.config.enabled
+                or not table.covers(progress)):
             self.budgets.clear()
             return False
         advanced = progress > previous
         within = True
-        for name, cond_index in self._tables().items():
-            budget = self.budgets.setdefault(name, ErrorBudget())
-            budget.ratio *= math.exp(log_ratio_between(self.config.ratios, cond_index, previous, progress))
+        for label, cond_index in self._tables().items():
+            budget = self.budgets.setdefault(label, ErrorBudget())
+            budget.ratio *= math.exp(log_ratio_between(table, cond_index, previous, progress))
             budget.steps += int(advanced)
             budget.error += abs(1.0 - budget.ratio)
             within = within and budget.error <= self.config.threshold and budget.steps <= self.config.max_skip_steps
-        lead = self.branches.find(ctx.lead.uuid)
-        if within and ctx.in_window and lead is not None and lead.stack_residual is not None:
+        if within and ctx.in_window and self.store.has(name, ctx.lead.uuid):
             return True
         self.budgets.clear()
         return False
 
     def _tables(self) -> dict[str, int]:
         """The tables in play (cond, and uncond when calibrated and a negative branch runs)."""
-        has_uncond = self.config.ratios.uncond is not None
+        has_uncond = self.config.table.uncond is not None
         return {("uncond" if i != 0 and has_uncond else "cond"): i for i in sorted(self.branch_indices)}
 
-    def close(self) -> None:
+    def close(self, run: Any) -> None:
         """Free every cached tensor and the error budgets."""
-        super().close()
+        super().close(run)
         self.budgets.clear()
+
+
+def place(config: MagCacheConfig, family: Family) -> Placement:
+    """The block stack where the family has one, else the model output."""
+    return stack_or_model(family)
+
+
+def prepare(config: MagCacheConfig, model: Any) -> MagCacheConfig:
+    """Refuse a table that measures another level than the one this model is cached at."""
+    from ..runtime.install import model_family
+
+    family = model_family(model)
+    placed = place(config, family) if family is not None else ""
+    if isinstance(placed, str):
+        return config
+    level = BLOCKS if STACK in placed else MODEL
+    if config.table.level != level:
+        measured = "the block stack's residual" if config.table.level == BLOCKS else "the whole model output"
+        raise ValueError(
+            f"the ratios '{config.ratios}' measure {measured}, but {family.name} is cached at {level} level; "
+            f"make a table for it with MagCache Calibrate and pick that file."
+        )
+    return config
+
+
+MAG_CACHE_SPEC = MethodSpec(
+    name=MAG_CACHE,
+    key="cachekit_mag_cache",
+    config_type=MagCacheConfig,
+    place=place,
+    start=lambda config, run: MagCacheRun(config, run.clock.total_steps),
+    prepare=prepare,
+)

@@ -3,38 +3,60 @@
 Rule as in diffusers' `PyramidAttentionBroadcastHook`: an attention site is computed when it has no
 cache, at iteration 0, outside its kind's timestep window, or every `block_skip_range`-th iteration;
 otherwise its last output is returned unchanged. Unlike diffusers, the iteration and the cache are
-per conditioning branch (uuid) and per site, and the iteration counts model evaluations (the step
-clock's (step, sigma) keys), so the negative branch never receives the positive branch's attention
-and batched and split CFG decide alike.
+per conditioning branch (uuid) and per site, and the iteration counts model evaluations, so the
+negative branch never receives the positive branch's attention and batched and split CFG decide
+alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Optional
 
 import torch
 
-from ..families.attention_sites import CROSS, SPATIAL, TEMPORAL
-from ..runtime.attention_hooks import AttentionBranch, AttentionSite, branch_turns, covers_batch, join_rows
-from ..runtime.branches import BranchStore
+from ..families.attention_sites import CROSS, SPATIAL, TEMPORAL, attention_sites
+from ..families.table import ATTENTION, PYRAMID_ATTENTION_BROADCAST, Family
+from ..runtime.attention_hooks import AttentionBranch, AttentionSite, branch_turns, covers_batch
+from ..runtime.branches import BatchStore, BranchStore
 from ..runtime.forward import ForwardContext
-from .validation import check_percent_window
+from ..settings import FLOAT, INT, check_settings, check_window, setting
+from .spec import MethodSpec, Placement
 
-METHOD = "PyramidAttentionBroadcast"
+METHOD = PYRAMID_ATTENTION_BROADCAST
+KINDS = (SPATIAL, TEMPORAL, CROSS)
 
 # diffusers' (100, 800) timestep window, as schedule progress of an unshifted flow model (sigma = t / 1000 = 1 - progress).
 DEFAULT_WINDOW = (0.2, 0.9)
 
+WINDOW_NOTE = (
+    "Schedule progress: 0 = first step, 1 = end, as ComfyUI's start/end percent. diffusers' default timestep "
+    "window (100, 800) on its 0-1000 scale means sigma between 0.8 and 0.1 (timestep / 1000 = sigma for flow "
+    "models); on an unshifted flow schedule (sigma = 1 - progress) that is start 0.2, end 0.9, the defaults. "
+    "With a shifted schedule (Wan, Flux) the same percents cover higher sigmas."
+)
+_KIND_TEXT = {
+    SPATIAL: "spatial (self / joint) attention: Flux, Chroma and HunyuanVideo joint attention, Wan self-attention",
+    TEMPORAL: "temporal attention (attention along frames only; none of the supported families has it yet)",
+    CROSS: "cross-attention to the text (Wan, LTXV; Flux-style models have none)",
+}
 
-def check_skip_range(name: str, value: int) -> None:
-    """Raise ValueError unless `value` is a whole number >= 0 (0 = off)."""
-    if isinstance(value, bool) or int(value) != value or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0 (0 turns it off), got {value!r}.")
+
+def _skip_range(kind: str, default: int) -> Any:
+    return setting(
+        INT, default, f"Compute {_KIND_TEXT[kind]} every N evaluations of each conditioning branch and reuse its last "
+        "output in between (diffusers' block_skip_range; the PAB paper uses larger ranges for cross than spatial "
+        "attention). 0 (or 1) turns reuse off for this kind. Flux-style models reuse only the attention kernel "
+        "(projections still run); Wan reuses the whole attention module.", min=0, max=32)
 
 
-def progress_in_window(progress: float, start_percent: float, end_percent: float) -> bool:
-    """Whether schedule progress lies in [start_percent, end_percent) (ComfyUI's start/end convention)."""
-    return start_percent <= progress < end_percent
+def _start(kind: str) -> Any:
+    return setting(FLOAT, DEFAULT_WINDOW[0], f"Start of the window in which {kind} attention may be reused. {WINDOW_NOTE}",
+                   min=0.0, max=1.0, step=0.01)
+
+
+def _end(kind: str) -> Any:
+    return setting(FLOAT, DEFAULT_WINDOW[1], f"End of the window in which {kind} attention may be reused; later steps "
+                   "compute it again. An end equal to the start turns this kind off.", min=0.0, max=1.0, step=0.01)
 
 
 @dataclass(frozen=True)
@@ -42,23 +64,21 @@ class PyramidAttentionBroadcastConfig:
     """Settings of the PAB node: per attention kind, a skip range (0 = never reuse) and a window of
     schedule progress (0 = first step, 1 = end) in which reuse may happen."""
 
-    spatial_attention_block_skip_range: int = 2
-    temporal_attention_block_skip_range: int = 0
-    cross_attention_block_skip_range: int = 0
-    spatial_attention_start_percent: float = DEFAULT_WINDOW[0]
-    spatial_attention_end_percent: float = DEFAULT_WINDOW[1]
-    temporal_attention_start_percent: float = DEFAULT_WINDOW[0]
-    temporal_attention_end_percent: float = DEFAULT_WINDOW[1]
-    cross_attention_start_percent: float = DEFAULT_WINDOW[0]
-    cross_attention_end_percent: float = DEFAULT_WINDOW[1]
+    spatial_attention_block_skip_range: int = _skip_range(SPATIAL, 2)
+    spatial_attention_start_percent: float = _start(SPATIAL)
+    spatial_attention_end_percent: float = _end(SPATIAL)
+    temporal_attention_block_skip_range: int = _skip_range(TEMPORAL, 0)
+    temporal_attention_start_percent: float = _start(TEMPORAL)
+    temporal_attention_end_percent: float = _end(TEMPORAL)
+    cross_attention_block_skip_range: int = _skip_range(CROSS, 0)
+    cross_attention_start_percent: float = _start(CROSS)
+    cross_attention_end_percent: float = _end(CROSS)
 
     def __post_init__(self) -> None:
-        for kind in (SPATIAL, TEMPORAL, CROSS):
-            name = f"{kind}_attention_block_skip_range"
-            check_skip_range(name, getattr(self, name))
-            start, end = self.window(kind)
+        check_settings(self)
+        for kind in KINDS:
             try:
-                check_percent_window(start, end)
+                check_window(f"{kind}_attention_start_percent", self.window(kind)[0], f"{kind}_attention_end_percent", self.window(kind)[1])
             except ValueError as err:
                 raise ValueError(f"{kind} attention window: {err}") from None
 
@@ -78,17 +98,28 @@ class PyramidAttentionBroadcastConfig:
     @property
     def active_kinds(self) -> frozenset[str]:
         """The attention kinds that may be reused."""
-        return frozenset(kind for kind in (SPATIAL, TEMPORAL, CROSS) if self.kind_active(kind))
+        return frozenset(kind for kind in KINDS if self.kind_active(kind))
 
     @property
     def hooked_kinds(self) -> frozenset[str]:
         """The attention kinds to hook: every kind with a skip range (even with an empty window)."""
-        return frozenset(kind for kind in (SPATIAL, TEMPORAL, CROSS) if self.skip_range(kind) > 1)
+        return frozenset(kind for kind in KINDS if self.skip_range(kind) > 1)
 
     @property
     def enabled(self) -> bool:
         """Whether this configuration can reuse anything at all."""
         return bool(self.active_kinds)
+
+
+def check_skip_range(name: str, value: int) -> None:
+    """Raise ValueError unless `value` is a whole number >= 0 (0 = off)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0 (0 turns it off), got {value!r}.")
+
+
+def progress_in_window(progress: float, start_percent: float, end_percent: float) -> bool:
+    """Whether schedule progress lies in [start_percent, end_percent) (ComfyUI's start/end convention)."""
+    return start_percent <= progress < end_percent
 
 
 def should_compute(iteration: int, skip_range: int, in_window: bool, has_cache: bool) -> bool:
@@ -97,45 +128,57 @@ def should_compute(iteration: int, skip_range: int, in_window: bool, has_cache: 
 
 
 class PyramidAttentionBroadcastRun:
-    """PAB's state for one sampling run: per branch, the last output of each attention site.
+    """PAB's state for one sampling run: per branch and site, the last output (an AttentionPolicy)."""
 
-    progress_of_sigma: maps an evaluation's sigma to schedule progress (the run's memoised map).
-    """
-
-    def __init__(self, config: PyramidAttentionBroadcastConfig, progress_of_sigma: Callable[[float], float]) -> None:
+    def __init__(self, config: PyramidAttentionBroadcastConfig) -> None:
         self.config = config
-        self.progress_of_sigma = progress_of_sigma
         self.branches: BranchStore[AttentionBranch] = BranchStore(AttentionBranch)
+        self.outputs = BatchStore()
 
-    def attend(self, ctx: ForwardContext, site: AttentionSite, compute: Callable[[], Any], sample: torch.Tensor) -> Any:
-        """Return the cached output of `site` for every branch, or compute (and cache) it."""
-        ctx.blocks_total += 1
+    def attention_before(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor) -> Optional[torch.Tensor]:
+        """The cached output of `site` for every branch of this batch, when each may reuse it."""
         if not self.config.kind_active(site.kind) or not covers_batch(ctx, sample):
-            ctx.blocks_computed += 1
-            return compute()
+            ctx.count(computed=True)
+            return None
         turns = branch_turns(ctx, self.branches)
-        signature = tuple(sample.shape[1:])
-        if ctx.may_cache:
-            in_window = progress_in_window(self.progress_of_sigma(ctx.sigma), *self.config.window(site.kind))
-            cached = [turn.branch.sites.get(site.key) for turn in turns]
-            skip_range = self.config.skip_range(site.kind)
-            if all(
-                entry is not None and entry[0] == signature and entry[1].shape[0] == turn.rows
-                and not should_compute(turn.iteration, skip_range, in_window, has_cache=True)
-                for turn, entry in zip(turns, cached)
-            ):
-                return join_rows([entry[1] for entry in cached])
-        ctx.blocks_computed += 1
-        out = compute()
-        if isinstance(out, torch.Tensor) and out.shape[0] == sample.shape[0]:
-            for turn in turns:  # the cache always holds the latest output, as in diffusers
-                turn.branch.sites[site.key] = (signature, out[turn.chunk.rows])
-        return out
+        in_window = progress_in_window(ctx.progress, *self.config.window(site.kind))
+        skip_range = self.config.skip_range(site.kind)
+        reuse = None
+        if all(not should_compute(turn.iteration, skip_range, in_window, has_cache=True) for turn in turns):
+            reuse = self.outputs.get((site.key, tuple(sample.shape[1:])), ctx.chunks, sample.device)
+        ctx.count(computed=reuse is None)
+        return reuse
+
+    def attention_after(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
+        """Keep the latest output (the cache always holds it, as in diffusers)."""
+        if isinstance(out, torch.Tensor) and out.shape[0] == sample.shape[0] and self.config.kind_active(site.kind):
+            self.outputs.put((site.key, tuple(sample.shape[1:])), ctx.chunks, out)
 
     def cache_bytes(self) -> int:
         """Bytes of cached attention outputs held now."""
-        return self.branches.nbytes()
+        return self.outputs.nbytes()
 
-    def close(self) -> None:
+    def close(self, run: Any) -> None:
         """Free every cached tensor."""
         self.branches.clear()
+        self.outputs.clear()
+
+
+def place(config: PyramidAttentionBroadcastConfig, family: Family) -> Placement:
+    """The attention sites of the kinds that are on."""
+    if ATTENTION not in family.sites:
+        return family.reason(ATTENTION)
+    kinds = config.active_kinds or config.hooked_kinds
+    if kinds and not attention_sites(family, kinds):
+        return f"it has no {' or '.join(sorted(kinds))} attention"
+    return frozenset({ATTENTION})
+
+
+PYRAMID_ATTENTION_BROADCAST_SPEC = MethodSpec(
+    name=METHOD,
+    key="cachekit_pyramid_attention_broadcast",
+    config_type=PyramidAttentionBroadcastConfig,
+    place=place,
+    start=lambda config, run: PyramidAttentionBroadcastRun(config),
+    attention_kinds=lambda config: config.hooked_kinds,
+)

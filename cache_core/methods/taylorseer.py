@@ -22,82 +22,108 @@ Where CacheKit differs from diffusers, on purpose:
 - Two computed evaluations at the same position (heun's correction and the next step's first
   evaluation) cannot be differenced: the newer value replaces the order-0 factor and the higher
   factors are kept (diffusers raises on a zero step delta).
-- Factors are only kept while a later step will be predicted, and per conditioning branch.
-- Lite mode predicts the diffusion model's output, as diffusers' lite mode predicts `proj_out`
-  (ComfyUI's output is that projection unpatchified, a linear rearrangement); nothing else of the
-  model runs on a predicted step. Blocks mode predicts the residual of the whole block stack per
-  stream (see TaylorSeerBlocksRun); diffusers' default mode predicts attention modules matched by
-  name instead (which matches nothing in Wan).
+- Factors are only kept while a later step will be predicted, per conditioning branch (one
+  series per batch of branches as ComfyUI runs them, so a batched prediction needs no copy).
+- Lite mode predicts the diffusion model's raw output (model space, at the DIFFUSION_MODEL
+  wrapper), as diffusers' lite mode predicts `proj_out` (ComfyUI's output is that projection
+  unpatchified, a linear rearrangement); nothing else of the model runs on a predicted step. Blocks
+  mode predicts the residual of the whole block stack per stream; diffusers' default mode predicts
+  attention modules matched by name instead (which matches nothing in Wan). Predicting the stack's
+  residual is what predicting every block would give, at the memory of one block: the prediction
+  is linear in the cached values, so per-block residual predictions chained on live inputs sum to
+  the same thing.
+- taylor_factors_dtype "auto" (the default) keeps factors in the dtype of the values they come
+  from; diffusers' fixed bfloat16 rounds a float32 model's values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Optional, Sequence
 
 import torch
 
-from ..families.table import TAYLORSEER  # noqa: F401  (re-exported for the node)
-from ..runtime.branches import BranchStore
-from ..runtime.forward import ForwardContext, rows
+from ..families.table import OUTPUT, STACK, TAYLORSEER, Family
+from ..runtime import trees
+from ..runtime.forward import ForwardContext
+from ..settings import COMBO, INT, check_settings, setting
+from .spec import MethodSpec, Placement, stack_or_model
 from .taylor_series import EXPANSIONS, TaylorSeries
 
-FACTOR_DTYPES: dict[str, torch.dtype] = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+FACTOR_DTYPES: dict[str, Optional[torch.dtype]] = {
+    "auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,
+}
 MODES = ("lite", "blocks")
+_LEAF = torch.empty(0)  # marks a leaf in a kept tree's structure
 MAX_ORDER = 4
+MAX_STEP = 10000
+NEVER = -1
 
-Streams = dict[str, torch.Tensor]
-
-
-def _check_whole(name: str, value: object, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a whole number {bounds}, got {value!r}.")
+STEPS_NOTE = (
+    " Steps are counted within the sampler run, from 0: with KSamplerAdvanced or split sigmas the count "
+    "starts at the run's first step, and samplers that call the model twice per step (heun, dpm_2) still "
+    "count one step."
+)
 
 
 @dataclass(frozen=True)
 class TaylorSeerConfig:
     """Settings of the TaylorSeer node (diffusers' TaylorSeerCacheConfig fields).
 
-    cache_interval: N, the spacing of computed steps once caching has started (1 computes all).
-    disable_cache_before_step: D, steps 0 .. D-1 of the run are always computed.
-    disable_cache_after_step: steps from this one on are always computed; None means never.
-    max_order: order of the expansion (0 reuses the last computed value).
-    taylor_factors_dtype: dtype the factors are stored in.
-    mode: "lite" predicts the whole model output; "blocks" predicts what the transformer
-        blocks add and runs the embeddings and the final layer.
-    expansion: "newton" (default) or "diffusers" (diffusers' recursion, for parity tests).
+    `expansion` is not a widget: "newton" (default) or "diffusers" (diffusers' recursion, for parity).
     """
 
-    cache_interval: int = 5
-    disable_cache_before_step: int = 3
-    disable_cache_after_step: int | None = None
-    max_order: int = 1
-    taylor_factors_dtype: torch.dtype = torch.bfloat16
-    mode: str = "blocks"
-    expansion: str = "newton"
+    cache_interval: int = setting(
+        INT, 5, "After the first disable_cache_before_step steps (D), one step in every cache_interval (N) is "
+        "computed, steps D+1, D+1+N, D+1+2N, ..., and the others are predicted from the last computed ones. "
+        "diffusers' default 5 with D=3 computes steps 0, 1, 2, 4, 9, 14, ... 1 computes every step.", min=1, max=100)
+    disable_cache_before_step: int = setting(
+        INT, 3, "The run's first steps are always computed: steps 0 up to this number minus one. They set the "
+        "composition and give the prediction its first values. Set it to the step count or more to compute "
+        "everything." + STEPS_NOTE, min=0, max=MAX_STEP)
+    disable_cache_after_step: int = setting(
+        INT, NEVER, "From this step on every step is computed again (to keep fine detail). -1 means never "
+        "(diffusers' None)." + STEPS_NOTE, min=NEVER, max=MAX_STEP)
+    max_order: int = setting(
+        INT, 1, "Order of the prediction: 0 reuses the last computed result, 1 extrapolates linearly from the last "
+        "two computed steps (diffusers' recommendation), higher orders follow curves through more steps but can "
+        "overshoot. Each order keeps one more cached tensor.", min=0, max=MAX_ORDER)
+    taylor_factors_dtype: str = setting(
+        COMBO, "auto", "Precision of the cached factors. auto keeps the precision of the model's own values; "
+        "bfloat16 (diffusers' default) halves the memory of float32 but rounds the cached values; float32 is the "
+        "most accurate; float16 is more precise than bfloat16 but overflows above 65504, which large hidden states "
+        "(blocks mode) can reach.", options=tuple(FACTOR_DTYPES))
+    mode: str = setting(
+        COMBO, "blocks", "blocks: on predicted steps no transformer block runs; what the blocks add to the hidden "
+        "state is predicted, and the input embedding and the final layer run with the current timestep (diffusers' "
+        "default, non-lite mode). Caches max_order + 1 hidden-state tensors per CFG branch. lite: the whole model "
+        "output is predicted and nothing of the model runs on predicted steps; caches only latent-sized tensors "
+        "(diffusers' use_lite_mode). Models without block patch points always use lite.", options=MODES)
+    expansion: str = field(default="newton", compare=False)
 
     def __post_init__(self) -> None:
-        _check_whole("cache_interval", self.cache_interval, 1)
-        _check_whole("disable_cache_before_step", self.disable_cache_before_step, 0)
-        if self.disable_cache_after_step is not None:
-            _check_whole("disable_cache_after_step", self.disable_cache_after_step, 0)
-        _check_whole("max_order", self.max_order, 0, MAX_ORDER)
-        if self.taylor_factors_dtype not in FACTOR_DTYPES.values():
-            raise ValueError(f"taylor_factors_dtype must be one of {', '.join(FACTOR_DTYPES)}, got {self.taylor_factors_dtype!r}.")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        check_settings(self)
         if self.expansion not in EXPANSIONS:
             raise ValueError(f"expansion must be one of {', '.join(EXPANSIONS)}, got {self.expansion!r}.")
 
     @property
+    def factor_dtype(self) -> Optional[torch.dtype]:
+        """The dtype factors are stored in; None keeps each value's own dtype."""
+        return FACTOR_DTYPES[self.taylor_factors_dtype]
+
+    @property
+    def after_step(self) -> Optional[int]:
+        """disable_cache_after_step as diffusers reads it (None: never)."""
+        return None if self.disable_cache_after_step == NEVER else self.disable_cache_after_step
+
+    @property
     def enabled(self) -> bool:
         """Whether these settings predict any step at all (for some number of steps)."""
-        after = self.disable_cache_after_step
+        after = self.after_step
         return self.cache_interval > 1 and (after is None or after > self.disable_cache_before_step)
 
     def computes_at(self, step: int) -> bool:
         """diffusers' rule: whether sampler step `step` (0-based, within the run) is computed."""
-        after = self.disable_cache_after_step
+        after = self.after_step
         return (
             step < self.disable_cache_before_step
             or (step - self.disable_cache_before_step - 1) % self.cache_interval == 0
@@ -105,8 +131,8 @@ class TaylorSeerConfig:
         )
 
 
-def factor_dtype_named(name: str) -> torch.dtype:
-    """The torch dtype of a `taylor_factors_dtype` choice; ValueError for an unknown name."""
+def factor_dtype_named(name: str) -> Optional[torch.dtype]:
+    """The torch dtype of a `taylor_factors_dtype` choice (None for auto); ValueError for an unknown name."""
     try:
         return FACTOR_DTYPES[name]
     except KeyError:
@@ -146,16 +172,21 @@ def schedule_position(sample_sigmas: Sequence[float], sigma: float) -> float:
 
 
 class TaylorSeerRun:
-    """TaylorSeer's state for one sampling run: the step plan and one series per branch and stream."""
+    """TaylorSeer's state for one sampling run: the step plan and one series per batch layout and leaf.
 
-    copy_values = True  # whether computed values must be copied before they are kept
+    It is a block-stack method (blocks mode: the middle is the whole stack) and a model-level
+    method (lite mode); the runtime uses the protocol of the site it was placed on.
+    """
+
+    front_blocks = 0
+    back_blocks = 0
 
     def __init__(self, config: TaylorSeerConfig, sample_sigmas: Sequence[float]) -> None:
         self.config = config
         self.sample_sigmas = tuple(float(s) for s in sample_sigmas)
         self.predicts = predicted_steps(max(len(self.sample_sigmas) - 1, 0), config)
         self.last_predicted_step = max((i for i, p in enumerate(self.predicts) if p), default=-1)
-        self.branches: BranchStore[dict[str, TaylorSeries]] = BranchStore(dict)
+        self.series: dict[tuple[Hashable, ...], dict[str, Any]] = {}
         self._positions: dict[float, float] = {}
 
     def position(self, sigma: float) -> float:
@@ -179,91 +210,82 @@ class TaylorSeerRun:
         relative error in blocks mode, and from 0.3 to 3 in lite mode), so they are computed
         but not learned from.
         """
-        return ctx.may_cache and ctx.step < self.last_predicted_step and self.position(ctx.sigma).is_integer()
+        return ctx.caching and ctx.step < self.last_predicted_step and self.position(ctx.sigma).is_integer()
 
-    def predict(self, ctx: ForwardContext, fits: tuple[int, ...] | None = None) -> Streams | None:
-        """Every stream predicted for the whole batch (branches joined in batch order), or None when
-        a branch has nothing to predict from, or its cached shape does not end in `fits`."""
-        position = self.position(ctx.sigma)
-        parts: list[Streams] = []
-        for chunk in ctx.chunks:
-            series = self.branches.find(chunk.uuid)
-            if not series:
-                return None
-            size = chunk.rows.stop - chunk.rows.start
-            for one in series.values():
-                shape = one.shape
-                if shape is None or shape[0] != size or (fits and tuple(shape[-len(fits):]) != fits):
-                    return None
-            parts.append({name: one.predict(position) for name, one in series.items()})
-        if len(parts) == 1:
-            return parts[0]
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    # --- the two sites ---
 
-    def learn(self, ctx: ForwardContext, streams: Streams) -> None:
-        """Update each branch's series with its rows of the computed streams."""
+    def decide(self, ctx: ForwardContext, lead_front: Any) -> bool:
+        return self.predicts_now(ctx)
+
+    def decide_output(self, ctx: ForwardContext) -> bool:
+        return self.predicts_now(ctx)
+
+    def middle(self, ctx: ForwardContext) -> Optional[dict[str, Any]]:
+        """The predicted residual of the whole stack for this batch."""
+        return self.predict(ctx, "middle")
+
+    def output(self, ctx: ForwardContext, x: Any) -> Any:
+        """The predicted model output for this batch."""
+        return self.predict(ctx, "output")
+
+    def learn(self, ctx: ForwardContext, front: Any, middle: dict[str, Any]) -> None:
+        if self.learns_now(ctx):
+            self.update(ctx, "middle", middle, copy=False)  # a fresh tensor only this cache holds
+
+    def learn_output(self, ctx: ForwardContext, x: Any, out: Any) -> None:
+        if self.learns_now(ctx):
+            self.update(ctx, "output", out, copy=True)
+
+    # --- series ---
+
+    @staticmethod
+    def layout(ctx: ForwardContext) -> tuple[Hashable, ...]:
+        return tuple((chunk.uuid, chunk.size) for chunk in ctx.chunks)
+
+    def predict(self, ctx: ForwardContext, name: str) -> Any:
+        """The tree `name` extrapolated to this evaluation's position, or None without history."""
+        kept = self.series.get(self.layout(ctx), {}).get(name)
+        if kept is None:
+            return None
+        template, series = kept
+        if any(one.shape is None for one in series):
+            return None
         position = self.position(ctx.sigma)
-        config = self.config
-        for chunk in ctx.chunks:
-            series = self.branches.get(chunk.uuid)
-            for name, value in streams.items():
-                one = series.get(name)
-                if one is None:
-                    one = series[name] = TaylorSeries(config.max_order, config.taylor_factors_dtype, config.expansion)
-                one.update(rows(value, chunk), position, copy=self.copy_values)
+        predicted = iter([one.predict(position) for one in series])
+        return trees.tree_map(lambda _: next(predicted), template)
+
+    def update(self, ctx: ForwardContext, name: str, value: Any, copy: bool) -> None:
+        """Add a computed tree at this evaluation's position."""
+        position = self.position(ctx.sigma)
+        layout = self.series.setdefault(self.layout(ctx), {})
+        values = trees.leaves(value)
+        kept = layout.get(name)
+        if kept is None or len(kept[1]) != len(values):
+            series = [TaylorSeries(self.config.max_order, self.config.factor_dtype or leaf.dtype, self.config.expansion) for leaf in values]
+            kept = layout[name] = (trees.tree_map(lambda t: _LEAF, value), series)
+        for one, leaf in zip(kept[1], values):
+            one.update(leaf, position, copy=copy)
 
     def cache_bytes(self) -> int:
-        """Bytes of cached tensors held now: (orders kept) x (stream size) per stream per branch."""
-        return sum(one.nbytes() for series in self.branches for one in series.values())
+        """Bytes of cached tensors held now: (orders kept) x (value size) per leaf per batch layout."""
+        return sum(one.nbytes() for layout in self.series.values() for _, series in layout.values() for one in series)
 
-    def close(self) -> None:
+    def close(self, run: Any) -> None:
         """Free every cached tensor."""
-        self.branches.clear()
+        self.series.clear()
         self._positions.clear()
 
 
-class TaylorSeerLiteRun(TaylorSeerRun):
-    """Lite mode: the whole diffusion-model output is predicted (an OutputPredictor, see
-    runtime/output_prediction.py). The report's unit is one forward."""
-
-    def predict_output(self, ctx: ForwardContext, x: torch.Tensor) -> torch.Tensor | None:
-        """The predicted output of this forward, or None to run the model."""
-        ctx.blocks_total += 1
-        predicted = self.predict(ctx, fits=tuple(x.shape[2:])) if self.predicts_now(ctx) else None
-        if predicted is None:
-            ctx.blocks_computed += 1
-            return None
-        return predicted["output"]
-
-    def observe_output(self, ctx: ForwardContext, x: torch.Tensor, output: object) -> None:
-        """Learn from the output of a computed forward."""
-        if isinstance(output, torch.Tensor) and self.learns_now(ctx):
-            self.learn(ctx, {"output": output})
+def place(config: TaylorSeerConfig, family: Family) -> Placement:
+    """blocks mode on the block stack, lite mode on the model output; each falls back to the other
+    where the family lacks its site."""
+    return stack_or_model(family, prefer_stack=config.mode == "blocks")
 
 
-class TaylorSeerBlocksRun(TaylorSeerRun):
-    """Blocks mode: a block-stack policy (runtime/block_stack.py). On predicted steps no block
-    runs: the first block's input plus the predicted residual of the whole stack (per stream, in
-    the last block's layout) becomes the last block's output, and the final layer runs on it.
-
-    This is what predicting every block would give, at the memory of one block: predicting each
-    block's residual and adding it to the block's live input chains to the same sum, because the
-    prediction is linear in the cached values; predicting each block's output outright would leave
-    only the last block's prediction in the result.
-    """
-
-    residual_from_head_input = True
-    copy_values = False  # the stack residual is a fresh tensor that only this cache holds
-
-    def skip_before_head(self, ctx: ForwardContext) -> Streams | None:
-        """On a predicted step: the stack residual to replay at the tail; otherwise None."""
-        return self.predict(ctx) if self.predicts_now(ctx) else None
-
-    def skip_after_head(self, ctx: ForwardContext, head_in: Streams, head_out: Streams) -> None:
-        """TaylorSeer decides before the head only."""
-        return None
-
-    def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
-        """Learn from the residual of a fully computed stack."""
-        if self.learns_now(ctx):
-            self.learn(ctx, residual)
+TAYLORSEER_SPEC = MethodSpec(
+    name=TAYLORSEER,
+    key="cachekit_taylorseer",
+    config_type=TaylorSeerConfig,
+    place=place,
+    start=lambda config, run: TaylorSeerRun(config, run.clock.sample_sigmas),
+)

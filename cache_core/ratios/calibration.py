@@ -1,19 +1,26 @@
-"""MagCache calibration: record, per conditioning branch, how the block stack's residual changes per step.
+"""MagCache calibration: record, per conditioning branch, how the cached quantity changes per step.
 
-The recorder is a block-stack policy that never skips. At the first evaluation of every step it
-measures the residual of the whole stack (tail output minus head input) of each branch and keeps
-the magnitude ratio to the previous step (mean over tokens of |r_t| / |r_{t-1}|, norms over
-channels, as MagCache defines it), its spread over tokens, and the cosine distance.
+The recorder is a method that never reuses. At the first evaluation of every step it measures, for
+each branch, the residual of the whole block stack (block level) or the model output (model level)
+and keeps the magnitude ratio to the previous step (mean over tokens of |r_t| / |r_{t-1}|, norms
+over channels, as MagCache defines it), its spread over tokens, and the cosine distance. The
+curves are handed over only for a run that finished and recorded every one of its steps: an
+interrupted or partial run writes nothing.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 
+from . import mag_ratios
+from ..runtime import trees
 from ..runtime.branches import BranchStore
-from ..runtime.forward import ForwardContext, rows
+from ..runtime.forward import ForwardContext
+
+log = logging.getLogger("CacheKit")
 
 
 @dataclass
@@ -21,7 +28,7 @@ class BranchCurve:
     """What the recorder keeps for one conditioning branch."""
 
     cond_index: int = 0
-    previous: torch.Tensor | None = None
+    previous: Optional[torch.Tensor] = None
     steps: list[int] = field(default_factory=list)
     progress: list[float] = field(default_factory=list)
     sigmas: list[float] = field(default_factory=list)
@@ -38,12 +45,13 @@ class Calibration:
     ratios: dict[str, list[float]]
     ratio_std: dict[str, list[float]]
     cosine_distance: dict[str, list[float]]
+    level: str = mag_ratios.BLOCKS
 
 
 def residual_change(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
     """[ratio, std of ratio, cosine distance] of a residual against the previous step's, float32."""
-    current = current.float().flatten(0, -2)
-    previous = previous.float().flatten(0, -2)
+    current = current.float().flatten(0, -2) if current.dim() > 1 else current.float().view(1, -1)
+    previous = previous.float().flatten(0, -2) if previous.dim() > 1 else previous.float().view(1, -1)
     norm_now = current.norm(dim=-1)
     norm_before = previous.norm(dim=-1)
     ratio = norm_now / (norm_before + 1e-8)
@@ -51,33 +59,57 @@ def residual_change(current: torch.Tensor, previous: torch.Tensor) -> torch.Tens
     return torch.stack([ratio.mean(), ratio.std(unbiased=False), (1.0 - cosine).mean()])
 
 
+def _tokens_last(value: torch.Tensor) -> torch.Tensor:
+    """A model output [B, C, ...spatial] as [B, tokens, C], the layout the block residuals have."""
+    return value.flatten(2).transpose(1, 2) if value.dim() > 2 else value
+
+
 class MagCalibrationRun:
-    """Records the curves during one sampling run; `on_finish` receives them when the run ends."""
+    """Records the curves during one sampling run; `on_finish` receives them when a complete run ends."""
 
-    residual_from_head_input = True
+    front_blocks = 0
+    back_blocks = 0
 
-    def __init__(self, sample_sigmas: list[float], progress_of_sigma: Callable[[float], float], on_finish: Callable[[Calibration], None]) -> None:
-        self.sample_sigmas = sample_sigmas
-        self.progress_of_sigma = progress_of_sigma
+    def __init__(self, total_steps: int, level: str, on_finish: Callable[[Calibration], None]) -> None:
+        self.total_steps = total_steps
+        self.level = level
         self.on_finish = on_finish
         self.branches: BranchStore[BranchCurve] = BranchStore(BranchCurve)
+        self.not_saved: Optional[str] = None
 
-    def skip_before_head(self, ctx: ForwardContext) -> None:
-        """Calibration never skips."""
+    # --- never reuse ---
+
+    def decide(self, ctx: ForwardContext, lead_front: Any) -> bool:
+        return False
+
+    def decide_output(self, ctx: ForwardContext) -> bool:
+        return False
+
+    def middle(self, ctx: ForwardContext) -> None:
         return None
 
-    def skip_after_head(self, ctx: ForwardContext, head_in: dict, head_out: dict) -> None:
-        """Calibration never skips."""
+    def output(self, ctx: ForwardContext, x: Any) -> None:
         return None
 
-    def store_stack_residual(self, ctx: ForwardContext, residual: dict[str, torch.Tensor]) -> None:
-        """Record the first evaluation of each step, per branch."""
-        stream = next(iter(residual.values()))
+    # --- record ---
+
+    def learn(self, ctx: ForwardContext, front: Any, middle: dict[str, Any]) -> None:
+        """Block level: record the whole stack's residual (main stream)."""
+        self._record(ctx, trees.first_leaf(next(iter(middle.values()))) if middle else None)
+
+    def learn_output(self, ctx: ForwardContext, x: Any, out: Any) -> None:
+        """Model level: record the model output."""
+        leaf = trees.first_leaf(out)
+        self._record(ctx, _tokens_last(leaf) if leaf is not None else None)
+
+    def _record(self, ctx: ForwardContext, value: Optional[torch.Tensor]) -> None:
+        if value is None:
+            return
         for chunk in ctx.chunks:
             curve = self.branches.get(chunk.uuid)
             if curve.steps and curve.steps[-1] == ctx.step:
                 continue  # a later evaluation of the same step (heun's correction)
-            current = rows(stream, chunk)
+            current = value[chunk.rows]
             curve.cond_index = chunk.cond_index
             if curve.previous is None or curve.previous.shape != current.shape:
                 stats = torch.tensor([1.0, 0.0, 0.0])
@@ -86,10 +118,10 @@ class MagCalibrationRun:
             curve.previous = current.detach().clone()
             curve.steps.append(ctx.step)
             curve.sigmas.append(ctx.sigma)
-            curve.progress.append(self.progress_of_sigma(ctx.sigma))
+            curve.progress.append(ctx.progress)
             curve.stats.append(stats)
 
-    def result(self) -> Calibration | None:
+    def result(self) -> Optional[Calibration]:
         """The recorded curves, aligned on the steps that every branch saw; None if under two steps."""
         curves = {("cond" if c.cond_index == 0 else "uncond"): c for c in self.branches}
         if "cond" not in curves:
@@ -106,18 +138,28 @@ class MagCalibrationRun:
             ratios[name][0] = 1.0  # the first recorded step has no previous step
         return Calibration(
             progress=[first.progress[i] for i in keep], sigmas=[first.sigmas[i] for i in keep], steps=steps,
-            ratios=ratios, ratio_std=spread, cosine_distance=cosine,
+            ratios=ratios, ratio_std=spread, cosine_distance=cosine, level=self.level,
         )
 
     def cache_bytes(self) -> int:
         """Bytes of the previous residuals held."""
         return sum(c.previous.numel() * c.previous.element_size() for c in self.branches if c.previous is not None)
 
-    def close(self) -> None:
-        """Hand the curves over and free the recorded tensors."""
+    def close(self, run: Any) -> None:
+        """Hand the curves of a complete run over; free the recorded tensors."""
         try:
             calibration = self.result()
-            if calibration is not None:
+            recorded = len(calibration.steps) if calibration is not None else 0
+            if not run.completed:
+                self.not_saved = f"the run stopped after {recorded} of {self.total_steps} steps"
+            elif run.disabled_reason is not None:
+                self.not_saved = f"caching was off ({run.disabled_reason})"
+            elif calibration is None or recorded < self.total_steps:
+                self.not_saved = f"only {recorded} of the run's {self.total_steps} steps were recorded"
+            if self.not_saved is not None:
+                run.report.add_note(f"calibration not saved: {self.not_saved}")
+                log.warning("CacheKit MagCache calibration: nothing saved, %s.", self.not_saved)
+            else:
                 self.on_finish(calibration)
         finally:
             self.branches.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..methods.mag_cache import MagRatios
+from .mag_ratios import MagRatios
 from .presets import load_preset, preset_names
 from .ratio_file import load_ratio_file
 

@@ -5,7 +5,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..methods.mag_cache import MagRatios
+from .mag_ratios import MagRatios
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 
@@ -27,3 +27,8 @@ def load_preset(name: str) -> MagRatios:
         raise KeyError(f"unknown MagCache preset '{name}'; choose one of: {', '.join(presets)}")
     entry = presets[name]
     return MagRatios.from_lists(name=name, family=entry.get("family"), cond=entry["cond"], uncond=entry.get("uncond"), source=entry.get("source", ""))
+
+
+def preset_families() -> set[str]:
+    """The family-table names that have at least one built-in table."""
+    return {entry["family"] for entry in _load().values() if entry.get("family")}

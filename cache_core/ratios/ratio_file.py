@@ -2,7 +2,10 @@
 
 Tensors (float32): `progress` (schedule progress per recorded step), `sigmas`, `steps` and, per
 branch b in {cond, uncond}, `ratios.b`, `ratio_std.b`, `cosine_distance.b`.
-Metadata (strings): format, family, fingerprint, sampler, steps, step_range, cfg_mode, versions.
+Metadata (strings): format, level (blocks: the block stack's residual; model: the whole model
+output), complete ("true": every step of a finished run was recorded), family, fingerprint,
+sampler, scheduler, steps, step_range, cfg_mode, versions. Files of format v1 (before levels) are
+block-level.
 """
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ import tempfile
 from pathlib import Path
 import torch
 
-from ..methods.mag_cache import MagRatios
+from .mag_ratios import BLOCKS, MODEL, MagRatios
 from .calibration import Calibration
 
-FORMAT = "cachekit.magcache.v1"
+FORMAT = "cachekit.magcache.v2"
+READABLE_FORMATS = ("cachekit.magcache.v1", FORMAT)
 
 
 class RatioFileError(ValueError):
@@ -71,8 +75,16 @@ def load_ratio_file(path: Path) -> tuple[MagRatios, dict[str, str]]:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as err:  # safetensors raises several types for damaged files
         raise RatioFileError(f"MagCache ratio file '{name}' cannot be read ({err}).") from None
-    if metadata.get("format") != FORMAT:
-        raise RatioFileError(f"MagCache ratio file '{name}' is not a CacheKit calibration (format {metadata.get('format')!r}).")
+    if metadata.get("format") not in READABLE_FORMATS:
+        raise RatioFileError(
+            f"MagCache ratio file '{name}' is not a CacheKit calibration this version reads (format "
+            f"{metadata.get('format')!r}; readable: {', '.join(READABLE_FORMATS)})."
+        )
+    if metadata.get("complete", "true") != "true":
+        raise RatioFileError(f"MagCache ratio file '{name}' was recorded by a run that did not finish; calibrate again.")
+    level = metadata.get("level", BLOCKS)
+    if level not in (BLOCKS, MODEL):
+        raise RatioFileError(f"MagCache ratio file '{name}' has an unknown level {level!r} (expected {BLOCKS} or {MODEL}).")
     for key in ("progress", "ratios.cond"):
         if key not in tensors:
             raise RatioFileError(f"MagCache ratio file '{name}' lacks the '{key}' tensor.")
@@ -89,7 +101,7 @@ def load_ratio_file(path: Path) -> tuple[MagRatios, dict[str, str]]:
     try:
         ratios = MagRatios.from_lists(
             name=name, cond=values["ratios.cond"], uncond=values.get("ratios.uncond"), positions=values["progress"],
-            family=metadata.get("family"), source=str(path),
+            family=metadata.get("family"), source=str(path), level=level,
         )
     except ValueError as err:
         raise RatioFileError(f"MagCache ratio file '{name}': {err}") from None

@@ -1,15 +1,16 @@
 """Reaching a model's attention computations through ComfyUI patches, for attention caches (PAB, FasterCache).
 
 Two hooks, chosen per family by its attention sites in the family table:
-- `AttentionForwardPatch`: an object patch on an attention module's `forward` (Wan). The module's
-  own forward runs unchanged when it is computed; a reuse skips the whole module.
+- `AttentionForwardPatch`: an object patch on an attention module's `forward` (Wan, LTXV). The
+  module's own forward runs unchanged when it is computed; a reuse skips the whole module.
 - `AttentionBlockHook`: a `patches_replace["dit"]` entry per block (Flux, Chroma, HunyuanVideo)
   that runs the block with an `optimized_attention_override` naming that block, so the attention
   kernels inside it reach the cache; a reuse skips only the kernel.
 
-Both are stateless callables: they find the sampling run at `transformer_options[key]` and ask its
-method (an `AttentionPolicy`) to compute or reuse. Outside a CacheKit run they only call through.
-Per-branch bookkeeping shared by attention caches (`AttentionBranch`, `branch_turns`) lives here too.
+Both are stateless callables: they find the forward's context in the call's transformer_options and
+ask the run's method (an `AttentionPolicy`) for a reused output before computing, and show it the
+computed output after. Outside a CacheKit run they only call through. The asking and showing are
+host-side and excluded from torch.compile; the attention itself stays compilable.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 from ..families.attention_sites import BLOCK_KERNEL, MODULE_FORWARD, attention_sites
 from ..families.table import Family
 from .branches import BranchStore
-from .forward import Chunk, ForwardContext
+from .forward import Chunk, ForwardContext, forward_context
 
 SiteKey = tuple[Hashable, ...]
 
@@ -38,34 +39,58 @@ class AttentionSite:
 class AttentionPolicy(Protocol):
     """The decision rule of an attention cache, implemented by the method's per-run state."""
 
-    def attend(self, ctx: ForwardContext, site: AttentionSite, compute: Callable[[], Any], sample: torch.Tensor) -> Any:
-        """The attention output at `site` in this forward: `compute()` or one made from the cache.
+    def attention_before(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor) -> Optional[torch.Tensor]:
+        """The output of `site` made from the cache for this forward's batch, or None to compute.
 
         `sample` is the first input tensor of the attention (batch on dim 0, rows as in `ctx.chunks`).
         """
 
+    def attention_after(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
+        """See the computed output of `site`."""
 
-def _active_context(options: Any, key: str) -> tuple[Optional[AttentionPolicy], Optional[ForwardContext]]:
-    run = options.get(key) if isinstance(options, dict) else None
-    ctx = getattr(run, "current", None)
-    if ctx is None:
+
+@torch.compiler.disable
+def _ask(key: str, options: Any, site: AttentionSite, sample: Any) -> tuple[Optional[torch.Tensor], Optional[ForwardContext]]:
+    ctx = forward_context(options, key)
+    if ctx is None or not isinstance(sample, torch.Tensor):
         return None, None
-    return run.method, ctx
+    if not ctx.caching:
+        ctx.count(computed=True)
+        return None, None
+    with ctx.run.lock:
+        reused = ctx.run.state.attention_before(ctx, site, sample)
+    if reused is not None:
+        return reused, None
+    return None, ctx
+
+
+@torch.compiler.disable
+def _show(ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
+    with ctx.run.lock:
+        ctx.run.state.attention_after(ctx, site, sample, out)
+
+
+def _attend(key: str, options: Any, site: AttentionSite, sample: Any, compute: Callable[[], Any]) -> Any:
+    reused, ctx = _ask(key, options, site, sample)
+    if reused is not None:
+        return reused
+    out = compute()
+    if ctx is not None:
+        _show(ctx, site, sample, out)
+    return out
 
 
 @dataclass(frozen=True)
 class AttentionForwardPatch:
-    """Object patch for `<attention module>.forward`; `original` is the forward it replaces."""
+    """Object patch for `<attention module>.forward`; `inner` is the forward it replaces."""
 
     key: str
     site: AttentionSite
-    original: Callable[..., Any]
+    inner: Callable[..., Any]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        policy, ctx = _active_context(kwargs.get("transformer_options"), self.key)
-        if ctx is None or not args or not isinstance(args[0], torch.Tensor):
-            return self.original(*args, **kwargs)
-        return policy.attend(ctx, self.site, lambda: self.original(*args, **kwargs), args[0])
+        sample = args[0] if args else None
+        return _attend(self.key, kwargs.get("transformer_options"), self.site, sample, lambda: self.inner(*args, **kwargs))
 
 
 @dataclass(frozen=True)
@@ -83,10 +108,9 @@ class AttentionBlockHook:
     def __call__(self, args: dict[str, Any], extra: dict[str, Any]) -> Any:
         compute = (lambda a: self.inner(a, extra)) if self.inner is not None else extra["original_block"]
         options = args.get("transformer_options")
-        policy, ctx = _active_context(options, self.key)
-        if ctx is None:
+        if forward_context(options, self.key) is None:
             return compute(args)
-        override = KernelOverride(policy, ctx, self.block, self.kind, options.get("optimized_attention_override"))
+        override = KernelOverride(self.key, self.block, self.kind, options, options.get("optimized_attention_override"))
         return compute({**args, "transformer_options": {**options, "optimized_attention_override": override}})
 
 
@@ -98,10 +122,10 @@ class KernelOverride:
     override that was already set (another pack's attention backend), called to compute.
     """
 
-    policy: AttentionPolicy
-    ctx: ForwardContext
+    key: str
     block: SiteKey
     kind: str
+    options: dict
     previous: Optional[Callable[..., Any]] = None
     calls: int = 0
 
@@ -112,45 +136,32 @@ class KernelOverride:
             compute = lambda: self.previous(func, *args, **kwargs)  # noqa: E731
         else:
             compute = lambda: func(*args, **kwargs)  # noqa: E731
-        if not args or not isinstance(args[0], torch.Tensor):
-            return compute()
-        return self.policy.attend(self.ctx, site, compute, args[0])
+        return _attend(self.key, self.options, site, args[0] if args else None, compute)
 
 
 def install_attention_hooks(patched: Any, family: Family, key: str, kinds: frozenset[str]) -> int:
     """Hook every attention site of `family` whose kind is in `kinds`; returns the number of sites per forward.
 
-    Hooks installed earlier under the same key are replaced (the node applied twice keeps its last
-    settings); patches from other nodes are chained.
+    Hooks installed earlier under the same key are taken out of the chain first (the node applied
+    twice keeps its last settings, never two hooks); patches from other nodes are chained.
     """
+    from .install import existing_block_patch, strip_key
+
     count = 0
     for sites in attention_sites(family, kinds):
         blocks = len(patched.get_model_object(f"diffusion_model.{sites.block_list}"))
         for index in range(blocks):
             if sites.via == MODULE_FORWARD:
-                _patch_module_forward(patched, key, sites.block_list, index, sites.module, sites.kind)
+                path = f"diffusion_model.{sites.block_list}.{index}.{sites.module}.forward"
+                inner = strip_key(patched.get_model_object(path), key)
+                site = AttentionSite((sites.block_list, index, sites.module), sites.kind)
+                patched.add_object_patch(path, AttentionForwardPatch(key=key, site=site, inner=inner))
             elif sites.via == BLOCK_KERNEL:
-                _patch_block_kernel(patched, key, sites.block_list, index, sites.replace_name, sites.kind)
+                inner = strip_key(existing_block_patch(patched, sites.replace_name, index), key)
+                hook = AttentionBlockHook(key=key, block=(sites.block_list, index), kind=sites.kind, inner=inner)
+                patched.set_model_patch_replace(hook, "dit", sites.replace_name, index)
             count += 1
     return count
-
-
-def _patch_module_forward(patched: Any, key: str, block_list: str, index: int, module: str, kind: str) -> None:
-    path = f"diffusion_model.{block_list}.{index}.{module}.forward"
-    original = patched.get_model_object(path)
-    if isinstance(original, AttentionForwardPatch) and original.key == key:
-        original = original.original
-    site = AttentionSite((block_list, index, module), kind)
-    patched.add_object_patch(path, AttentionForwardPatch(key=key, site=site, original=original))
-
-
-def _patch_block_kernel(patched: Any, key: str, block_list: str, index: int, replace_name: str, kind: str) -> None:
-    existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
-    inner = existing.get((replace_name, index))
-    if isinstance(inner, AttentionBlockHook) and inner.key == key:
-        inner = inner.inner
-    hook = AttentionBlockHook(key=key, block=(block_list, index), kind=kind, inner=inner)
-    patched.set_model_patch_replace(hook, "dit", replace_name, index)
 
 
 # --- per-branch bookkeeping shared by attention caches -------------------------------------------
@@ -158,15 +169,12 @@ def _patch_block_kernel(patched: Any, key: str, block_list: str, index: int, rep
 
 @dataclass
 class AttentionBranch:
-    """One conditioning branch's attention caches.
-
-    evaluations: model evaluations this branch took part in (the iteration of diffusers' rules).
-    sites: per site key, what the method caches (tuples of tensors and plain values).
-    """
+    """One conditioning branch's progress: the model evaluations it took part in (the iteration
+    of diffusers' rules), counted once per evaluation however many forwards it had."""
 
     evaluations: int = 0
     eval_key: Optional[Hashable] = None
-    sites: dict[SiteKey, tuple] = field(default_factory=dict)
+    sites: dict[SiteKey, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,24 +185,20 @@ class BranchTurn:
     branch: AttentionBranch
     iteration: int
 
-    @property
-    def rows(self) -> int:
-        return self.chunk.rows.stop - self.chunk.rows.start
-
 
 def branch_turns(ctx: ForwardContext, branches: BranchStore[AttentionBranch]) -> tuple[BranchTurn, ...]:
     """Each chunk's branch and iteration in this forward (computed once per forward).
 
-    A branch's iteration counts the evaluations (step clock's (step, sigma) keys) it took part in,
-    so batched and split CFG count alike, and an evaluation split over several forwards counts once.
+    A branch's iteration counts the model evaluations it took part in, so batched and split CFG
+    count alike, and an evaluation split over several forwards counts once.
     """
     turns = ctx.scratch.get("attention_turns")
     if turns is None:
         items = []
         for chunk in ctx.chunks:
             branch = branches.get(chunk.uuid)
-            if branch.eval_key != ctx.eval_key:
-                branch.eval_key = ctx.eval_key
+            if branch.eval_key != ctx.evaluation:
+                branch.eval_key = ctx.evaluation
                 branch.evaluations += 1
             items.append(BranchTurn(chunk, branch, branch.evaluations - 1))
         turns = ctx.scratch["attention_turns"] = tuple(items)
@@ -203,23 +207,4 @@ def branch_turns(ctx: ForwardContext, branches: BranchStore[AttentionBranch]) ->
 
 def covers_batch(ctx: ForwardContext, sample: torch.Tensor) -> bool:
     """Whether `sample`'s batch is exactly the forward's chunk rows (so rows can be split per branch)."""
-    return sample.shape[0] == ctx.chunks[-1].rows.stop
-
-
-def join_rows(parts: list[torch.Tensor]) -> torch.Tensor:
-    """The batch made of each branch's rows, in chunk order (no copy for a single branch)."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-
-
-@dataclass
-class EvaluationCounter:
-    """Index of the current model evaluation within the run (0-based), from the forward's eval key."""
-
-    index: int = -1
-    _key: Optional[Hashable] = None
-
-    def at(self, ctx: ForwardContext) -> int:
-        if ctx.eval_key != self._key:
-            self._key = ctx.eval_key
-            self.index += 1
-        return self.index
+    return sample.shape[0] == ctx.batch

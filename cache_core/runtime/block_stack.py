@@ -1,190 +1,319 @@
-"""Skipping a model's block stack and replaying its cached residual, through ComfyUI block patches.
+"""The segmented block stack: skipping the middle of a model's blocks and replaying (or predicting) it.
 
-Every block of the family's block lists gets a `patches_replace["dit"]` hook. Within a forward
-the first block (the head) asks the method whether the rest of the stack may be skipped; if so
-the blocks after it return their inputs unchanged and the last block (the tail) returns its input
-plus the residual the stack added when it last ran. Nothing of the model is copied or changed.
+Every block of the family's block lists gets a `patches_replace["dit"]` hook; together they are one
+stack of L blocks in model order, cut into three segments by the method:
+
+    front: blocks [0, n)        always run; their residual may decide (FirstBlockCache: n = 1)
+    middle: blocks [n, L - m)   computed, or reused: its residual replayed or predicted
+    back: blocks [L - m, L)     always run, on the corrected middle output (cache-dit's Bn)
+
+Within a forward, at the first middle block the method decides (once per model evaluation and
+device, from the lead branch); on a reuse the middle blocks return their inputs unchanged and the
+last middle block returns its input plus the middle's residual for this batch. On a computed
+forward the middle's residual (last middle output minus first middle input, in the last block's
+stream layout) is handed to the method. Streams may change layout inside the middle (Flux's
+double blocks hand (txt, img) joined to the single blocks): the join order is read off the model on
+the first computed forward of each run and checked against the family table.
+
+Host-side work (decisions, storage, the walk's bookkeeping) happens in functions excluded from
+torch.compile; the block computations themselves stay compilable.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 
 from ..families.table import BlockList, Family
-from .forward import ForwardContext, rows
+from . import trees
+from .forward import ForwardContext, forward_context
 
-Streams = dict[str, torch.Tensor]
+Streams = dict[str, Any]
 BlockFn = Callable[[dict[str, Any]], Streams]
 
+COMPUTE, PASS, OUTPUT_READY = 0, 1, 2
 
-class StackPolicy(Protocol):
-    """The decision rule of a block-stack cache (FirstBlockCache, MagCache).
 
-    residual_from_head_input: True when the cached residual spans the head too (MagCache decides
-    before the head runs); False when it starts at the head's output (FirstBlockCache decides
-    after the head ran, from the head's own residual).
-    """
+class StackMethod(Protocol):
+    """What a block-stack method supplies (FirstBlockCache, MagCache, TaylorSeer blocks, ...)."""
 
-    residual_from_head_input: bool
+    front_blocks: int  # n: always computed, before the decision
+    back_blocks: int  # m: always computed, after the middle
 
-    def skip_before_head(self, ctx: ForwardContext) -> Streams | None:
-        """Before the head runs: the residual to replay at the tail to skip the whole stack, or None."""
+    def decide(self, ctx: ForwardContext, lead_front: Optional[torch.Tensor]) -> bool:
+        """Once per model evaluation (and device): True to reuse the middle.
 
-    def skip_after_head(self, ctx: ForwardContext, head_in: Streams, head_out: Streams) -> Streams | None:
-        """After the head ran: the residual to replay at the tail to skip the rest, or None to compute.
-
-        `head_in` holds a snapshot of the head's main (image) stream input; blocks may update
-        their inputs in place, so the live tensors can no longer be trusted.
+        lead_front: the lead chunk's rows of the front's residual on the main stream (None when
+        the method has no front blocks).
         """
 
-    def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
-        """After a full computation: the residual the stack added, per stream in the tail's layout."""
+    def middle(self, ctx: ForwardContext) -> Optional[Streams]:
+        """On a reuse: the middle's residual for this forward's batch (replayed or predicted), per
+        stream in the last middle block's layout; None to compute instead."""
 
-
-@dataclass
-class StackState:
-    """Per-forward state of the stack walk, kept in `ForwardContext.scratch`."""
-
-    replay: Streams | None = None
-    segment_start: Streams | None = None
-    replayed: bool = False
-
-
-@dataclass
-class StackBlockHook:
-    """The `patches_replace` entry of one block: a stateless callable (safe to deep-copy).
-
-    key: transformer_options key of the run state; position/length: place in the stack;
-    inner: a replace patch that was installed on this block before CacheKit's (kept working).
-    """
-
-    key: str
-    family: Family
-    block_list: BlockList
-    position: int
-    length: int
-    inner: Callable[..., Streams] | None = None
-
-    @property
-    def is_head(self) -> bool:
-        return self.position == 0
-
-    @property
-    def is_tail(self) -> bool:
-        return self.position == self.length - 1
-
-    def __call__(self, args: dict[str, Any], extra: dict[str, Any]) -> Streams:
-        original: BlockFn = extra["original_block"]
-        compute: BlockFn = (lambda a: self.inner(a, extra)) if self.inner is not None else original
-        options = args.get("transformer_options") or {}
-        run = options.get(self.key)
-        ctx = getattr(run, "current", None)
-        if ctx is None:
-            return compute(args)
-        return walk_block(self, run.method, ctx, args, compute)
-
-
-def walk_block(hook: StackBlockHook, policy: StackPolicy, ctx: ForwardContext, args: dict[str, Any], compute: BlockFn) -> Streams:
-    """Run, skip or replay one block of the stack for the current forward."""
-    ctx.blocks_total += 1
-    state: StackState = ctx.scratch.setdefault("stack", StackState())
-    if hook.is_head and ctx.may_cache:
-        state.replay = policy.skip_before_head(ctx)
-    if state.replay is not None:
-        if hook.is_tail:
-            state.replayed = True
-            return replay_residual(args, state.replay, hook.block_list)
-        return {name: args[name] for name in hook.block_list.outputs}
-
-    ctx.blocks_computed += 1
-    if not (hook.is_head and ctx.may_cache):
-        out = compute(args)
-    elif policy.residual_from_head_input:
-        state.segment_start = to_tail_layout(hook.family, hook.block_list, args)
-        out = compute(args)
-    else:
-        main_stream = hook.block_list.outputs[0]
-        head_in = {main_stream: args[main_stream].clone()}
-        out = compute(args)
-        if not hook.is_tail:
-            state.replay = policy.skip_after_head(ctx, head_in, out)
-            if state.replay is None:
-                state.segment_start = to_tail_layout(hook.family, hook.block_list, out)
-    if hook.is_tail and state.segment_start is not None:
-        policy.store_stack_residual(ctx, {k: out[k] - v for k, v in state.segment_start.items() if out.get(k) is not None})
-    return out
-
-
-def replay_residual(args: dict[str, Any], replay: Streams, block_list: BlockList) -> Streams:
-    """The tail's output on a skipped forward: its input plus the cached stack residual."""
-    out = {}
-    for name in block_list.outputs:
-        value = args[name]
-        residual = replay.get(name)
-        if residual is None:
-            out[name] = value
-        elif residual.shape != value.shape:
-            raise StackShapeMismatch(f"cached residual {tuple(residual.shape)} does not fit stream '{name}' {tuple(value.shape)}")
-        else:
-            out[name] = value + residual.to(value.dtype)
-    return out
+    def learn(self, ctx: ForwardContext, front: Optional[torch.Tensor], middle: Streams) -> None:
+        """After a computed middle: the front's residual (main stream, whole batch; None without
+        front blocks) and the middle's residual per stream."""
 
 
 class StackShapeMismatch(RuntimeError):
     """A cached residual no longer fits the stream it should be added to."""
 
 
-def to_tail_layout(family: Family, head_list: BlockList, streams: dict[str, Any]) -> Streams:
-    """Snapshot the head's input or output in the layout of the tail's input (joined streams where needed)."""
-    tail_list = family.block_lists[-1]
-    if tail_list is not head_list and family.joint_order and len(tail_list.outputs) == 1:
-        return {tail_list.outputs[0]: torch.cat([streams[name] for name in family.joint_order], dim=1)}
-    return {name: streams[name].clone() for name in tail_list.outputs if name in streams}
+@dataclass(frozen=True)
+class StackPosition:
+    """Where a block sits in the stack."""
+
+    block_list: BlockList
+    index: int
+    position: int
+    length: int
+    list_start: bool  # first block of its list
+    previous_list: Optional[BlockList] = None  # the list before this one (at a list start)
+
+
+@dataclass
+class StackWalk:
+    """Per-forward state of the walk, in ForwardContext.scratch["stack"]."""
+
+    reached: bool = False
+    front_start: Optional[Streams] = None
+    front_start_list: Optional[BlockList] = None
+    front: Optional[torch.Tensor] = None
+    middle_start: Optional[Streams] = None
+    middle_start_list: Optional[BlockList] = None
+    replay: Optional[Streams] = None
+    replayed: bool = False
+    boundary: dict[str, Streams] = field(default_factory=dict)
+
+
+def segments(method: StackMethod, length: int) -> tuple[int, int]:
+    """(first middle position, last middle position) of a stack of `length` blocks."""
+    start = max(int(method.front_blocks), 0)
+    end = length - max(int(method.back_blocks), 0) - 1
+    return start, end
+
+
+@dataclass(frozen=True)
+class StackBlockHook:
+    """The `patches_replace` entry of one block: a stateless callable (safe to copy).
+
+    key: the cache's key (its forward context travels in transformer_options[key]); family: the
+    family entry; at: the block's place in the stack; inner: a replace patch that was installed on
+    this block before CacheKit's (kept working).
+    """
+
+    key: str
+    family: Family
+    at: StackPosition
+    inner: Optional[Callable[..., Streams]] = None
+
+    def __call__(self, args: dict[str, Any], extra: dict[str, Any]) -> Streams:
+        original: BlockFn = extra["original_block"]
+        compute: BlockFn = (lambda a: self.inner(a, extra)) if self.inner is not None else original
+        action, payload = _before_block(self, args)
+        if action != COMPUTE:
+            return payload
+        out = compute(args)
+        return _after_block(self, args, out)
+
+
+@torch.compiler.disable
+def _before_block(hook: StackBlockHook, args: dict[str, Any]) -> tuple[int, Any]:
+    ctx = forward_context(args.get("transformer_options"), hook.key)
+    if ctx is None:
+        return COMPUTE, None
+    at = hook.at
+    walk: StackWalk = ctx.scratch.setdefault("stack", StackWalk())
+    walk.reached = True
+    run = ctx.run
+    method: StackMethod = run.state
+    middle_start, middle_end = segments(method, at.length)
+    if not ctx.caching or middle_start > middle_end:
+        ctx.count(computed=True)
+        return COMPUTE, None
+    layout: StackLayout = run.layout
+    if at.list_start and at.previous_list is not None and layout.needs_check(at.previous_list, at.block_list):
+        layout.check(at.previous_list, at.block_list, walk.boundary.get(at.previous_list.attr), args[at.block_list.outputs[0]])
+        if layout.failed:
+            run.disable(f"{run.spec.family.name}: {layout.failed}")
+    if at.position == 0 and middle_start > 0:
+        walk.front_start = _snapshot(args, at.block_list)
+        walk.front_start_list = at.block_list
+    if at.position == middle_start:
+        if walk.replay is None and not _decide(ctx, walk, method, args, at):
+            walk.middle_start = _snapshot(args, at.block_list)
+            walk.middle_start_list = at.block_list
+    if walk.replay is not None and middle_start <= at.position <= middle_end:
+        ctx.count(computed=False)
+        if at.position == middle_end:
+            walk.replayed = True
+            return OUTPUT_READY, replay_residual(args, walk.replay, at.block_list)
+        return PASS, {name: args[name] for name in at.block_list.outputs}
+    ctx.count(computed=True)
+    return COMPUTE, None
+
+
+def _snapshot(args: dict[str, Any], block_list: BlockList) -> Streams:
+    return {name: trees.clone(args[name]) for name in block_list.outputs if args.get(name) is not None}
+
+
+def _decide(ctx: ForwardContext, walk: StackWalk, method: StackMethod, args: dict[str, Any], at: StackPosition) -> bool:
+    """At the first middle block: the front's residual, the evaluation's decision and, on a reuse,
+    the middle's residual for this batch (in walk.replay). Returns whether the middle is reused."""
+    run = ctx.run
+    main = at.block_list.outputs[0]
+    front = None
+    if walk.front_start is not None:
+        start = run.layout.convert(walk.front_start, walk.front_start_list, at.block_list)
+        value = start.get(main) if start else None
+        if isinstance(value, torch.Tensor) and trees.same_structure(args[main], value):
+            front = args[main] - value
+        walk.front_start = None
+    walk.front = front
+    with run.lock:
+        reuse = ctx.decisions.get("stack")
+        if reuse is None:
+            lead = front[ctx.lead.rows] if front is not None else None
+            reuse = bool(method.decide(ctx, lead))
+            ctx.decisions["stack"] = reuse
+        walk.replay = method.middle(ctx) if reuse else None
+    return walk.replay is not None
+
+
+@torch.compiler.disable
+def _after_block(hook: StackBlockHook, args: dict[str, Any], out: Streams) -> Streams:
+    ctx = forward_context(args.get("transformer_options"), hook.key)
+    if ctx is None or not ctx.caching:
+        return out
+    walk: StackWalk = ctx.scratch["stack"]
+    at = hook.at
+    run = ctx.run
+    if at.index == _list_length(run, at) - 1:
+        walk.boundary[at.block_list.attr] = out  # the next list starts from these streams
+    middle_start, middle_end = segments(run.state, at.length)
+    if at.position == middle_end and walk.middle_start is not None:
+        start = run.layout.convert(walk.middle_start, walk.middle_start_list, at.block_list)
+        if start is not None:
+            residual = {name: trees.subtract(out[name], value) for name, value in start.items()
+                        if out.get(name) is not None and trees.same_structure(out[name], value)}
+            with run.lock:
+                run.state.learn(ctx, walk.front, residual)
+        walk.middle_start = None
+    return out
+
+
+def _list_length(run: Any, at: StackPosition) -> int:
+    return run.layout.lengths[at.block_list.attr]
+
+
+def replay_residual(args: dict[str, Any], replay: Streams, block_list: BlockList) -> Streams:
+    """The last middle block's output on a reuse: its input plus the middle's residual."""
+    out = {}
+    for name in block_list.outputs:
+        value = args.get(name)
+        residual = replay.get(name)
+        if residual is None or value is None:
+            out[name] = value
+        elif not trees.same_structure(residual, value):
+            raise StackShapeMismatch(f"the cached residual does not fit stream '{name}' any more")
+        else:
+            out[name] = trees.add(value, residual)
+    return out
 
 
 def forward_was_consistent(ctx: ForwardContext) -> bool:
-    """False when a forward decided to skip but never reached the tail to replay the residual."""
-    state: StackState | None = ctx.scratch.get("stack")
-    return state is None or state.replay is None or state.replayed
+    """False when a forward decided to reuse but never reached the last middle block to replay."""
+    walk: Optional[StackWalk] = ctx.scratch.get("stack")
+    return walk is None or walk.replay is None or walk.replayed
 
 
-class HasStackResidual(Protocol):
-    stack_residual: Streams | None
+def stack_reached(ctx: ForwardContext) -> bool:
+    """Whether any block hook of this cache saw the forward's context."""
+    walk: Optional[StackWalk] = ctx.scratch.get("stack")
+    return walk is not None and walk.reached
 
 
-def assemble_replay(ctx: ForwardContext, branches: Any) -> Streams | None:
-    """The batch's stack residual, joined from each chunk's branch cache; None if one is missing."""
-    parts: list[Streams] = []
-    for chunk in ctx.chunks:
-        branch: HasStackResidual | None = branches.find(chunk.uuid)
-        cached = branch.stack_residual if branch is not None else None
-        if not cached or next(iter(cached.values())).shape[0] != chunk.rows.stop - chunk.rows.start:
-            return None
-        parts.append(cached)
-    if len(parts) == 1:
-        return dict(parts[0])
-    return {name: torch.cat([part[name] for part in parts], dim=0) for name in parts[0]}
+class StackLayout:
+    """The stack of one model as a run sees it: list lengths and the join order between lists.
 
-
-class ResidualCacheRun:
-    """Shared part of block-stack caches: per-branch stack residuals in a BranchStore.
-
-    Subclasses set `self.branches` to a BranchStore whose states have a `stack_residual` field.
+    Joins are verified on the model itself: at the first block of a list with fewer streams than
+    the previous one, its main stream must equal the previous list's streams concatenated on the
+    token axis in the declared order (or, failing that, another order, which is then used).
     """
 
-    branches: Any
+    def __init__(self, family: Family, lengths: dict[str, int]) -> None:
+        self.family = family
+        self.lengths = lengths
+        self.join: Optional[tuple[str, ...]] = None
+        self.failed: Optional[str] = None
 
-    def store_stack_residual(self, ctx: ForwardContext, residual: Streams) -> None:
-        """Keep each branch's share of the stack residual of a fully computed forward."""
-        for chunk in ctx.chunks:
-            self.branches.get(chunk.uuid).stack_residual = {name: rows(value, chunk) for name, value in residual.items()}
+    def needs_check(self, previous: BlockList, current: BlockList) -> bool:
+        return self.join is None and self.failed is None and len(current.outputs) < len(previous.outputs)
 
-    def cache_bytes(self) -> int:
-        """Bytes of cached tensors held now."""
-        return self.branches.nbytes()
+    def check(self, previous: BlockList, current: BlockList, boundary: Optional[Streams], joined: Any) -> None:
+        """Learn the join order from one computed forward (or note that it matches no order)."""
+        if boundary is None or not isinstance(joined, torch.Tensor):
+            return
+        declared = tuple(self.family.joint_order) or previous.outputs
+        candidates = [declared] + [order for order in (previous.outputs, tuple(reversed(previous.outputs))) if order != declared]
+        for order in candidates:
+            parts = [boundary.get(name) for name in order]
+            if all(isinstance(p, torch.Tensor) for p in parts) and sum(p.shape[1] for p in parts) == joined.shape[1]:
+                offset, equal = 0, True
+                for part in parts:
+                    equal = equal and torch.equal(joined[:, offset:offset + part.shape[1]], part)
+                    offset += part.shape[1]
+                if equal:
+                    self.join = order
+                    return
+        self.failed = f"the {current.attr} input is not a join of the {previous.attr} streams"
 
-    def close(self) -> None:
-        """Free every cached tensor."""
-        self.branches.clear()
+    def convert(self, streams: Streams, source: BlockList, target: BlockList) -> Optional[Streams]:
+        """`streams` (taken at a block of `source`) in the stream layout of `target`'s blocks."""
+        if source is target or source.outputs == target.outputs:
+            return streams
+        if len(target.outputs) == 1 and self.join is not None:
+            parts = [streams.get(name) for name in self.join]
+            if all(isinstance(p, torch.Tensor) for p in parts):
+                return {target.outputs[0]: torch.cat(parts, dim=1)}
+        return None
+
+
+def stack_positions(family: Family, lengths: dict[str, int]) -> list[StackPosition]:
+    """Every block of the family's lists, in model order."""
+    total = sum(lengths[bl.attr] for bl in family.block_lists)
+    positions, position, previous = [], 0, None
+    for block_list in family.block_lists:
+        for index in range(lengths[block_list.attr]):
+            positions.append(StackPosition(block_list, index, position, total, index == 0, previous if index == 0 else None))
+            position += 1
+        previous = block_list
+    return positions
+
+
+def install_stack_hooks(patched: Any, family: Family, key: str) -> int:
+    """Put a StackBlockHook on every block of the family's lists; returns the stack's length.
+
+    A hook of the same key already on a block (the node applied again, maybe through other nodes'
+    patches) is taken out of the chain first, so hooks never nest.
+    """
+    from .install import existing_block_patch, strip_key
+
+    lengths = block_list_lengths(patched, family)
+    for at in stack_positions(family, lengths):
+        inner = strip_key(existing_block_patch(patched, at.block_list.replace_name, at.index), key)
+        hook = StackBlockHook(key=key, family=family, at=at, inner=inner)
+        patched.set_model_patch_replace(hook, "dit", at.block_list.replace_name, at.index)
+    return sum(lengths.values())
+
+
+def block_list_lengths(model: Any, family: Family) -> dict[str, int]:
+    """The number of blocks in each of the family's lists on this model."""
+    return {bl.attr: len(model.get_model_object(f"diffusion_model.{bl.attr}")) for bl in family.block_lists}
+
+
+def with_inner(hook: Any, inner: Any) -> Any:
+    """A copy of a chained CacheKit hook with another inner patch."""
+    return replace(hook, inner=inner)

@@ -19,6 +19,7 @@ from typing import Any, Hashable, Protocol
 
 import torch
 
+from .forward import forward_signature
 from .run import SamplingRun
 
 POSITIVE, NEGATIVE = 0, 1  # CFGGuider's order of conds (the indices of `cond_or_uncond`)
@@ -85,24 +86,20 @@ class UnconditionalEstimationHook:
             or not is_positive_negative(conds)
             or has_control(conds)
             or model_options.get("context_handler") is not None
+            or forward_signature(model_options.get("transformer_options") or {}) != run.baseline
         ):
             return executor(*args)
-        policy: UnconditionalPolicy = run.method
+        policy: UnconditionalPolicy = run.state
         sigma = float(timestep.reshape(-1)[0])
-        eval_key = run.evaluation_key(sigma)
         scale = output_scale(model, sigma)
-        if policy.skip_unconditional(eval_key, sigma, x_in.shape, cond_uuids(conds[POSITIVE]), cond_uuids(conds[NEGATIVE])):
+        with run.lock:
+            skip = policy.skip_unconditional(run.evaluation, sigma, x_in.shape, cond_uuids(conds[POSITIVE]), cond_uuids(conds[NEGATIVE]))
+        if skip:
             out = list(executor(model, [conds[POSITIVE], None], x_in, timestep, model_options))
-            out[NEGATIVE] = policy.estimate_negative(out[POSITIVE], sigma, scale)
+            with run.lock:
+                out[NEGATIVE] = policy.estimate_negative(out[POSITIVE], sigma, scale)
             return out
         out = executor(*args)
-        policy.record_negative(out[POSITIVE], out[NEGATIVE], scale)
+        with run.lock:
+            policy.record_negative(out[POSITIVE], out[NEGATIVE], scale)
         return out
-
-
-def install_unconditional_estimation(patched: Any, key: str) -> None:
-    """Register the CALC_COND_BATCH wrapper under `key` (replacing one from the same key)."""
-    from comfy.patcher_extension import WrappersMP
-
-    patched.remove_wrappers_with_key(WrappersMP.CALC_COND_BATCH, key)
-    patched.add_wrapper_with_key(WrappersMP.CALC_COND_BATCH, key, UnconditionalEstimationHook(key))

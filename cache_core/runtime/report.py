@@ -39,6 +39,10 @@ class RunReport:
         counts[0] += 1
         counts[1] += int(units_computed == units_total)
 
+    def add_note(self, text: str) -> None:
+        """Add a sentence to the report's note (shown after the summary)."""
+        self.note = f"{self.note}; {text}" if self.note else text
+
     def note_cache_bytes(self, nbytes: int) -> None:
         """Track the largest amount of cache memory held during the run."""
         self.peak_cache_bytes = max(self.peak_cache_bytes, nbytes)

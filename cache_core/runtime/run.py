@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import torch
 
 from ..families.table import Family
-from .forward import ForwardContext, chunk_layout
+from .forward import ALTERED, BASELINE, REPEAT, ForwardContext, chunk_layout, forward_signature
+from .block_stack import StackLayout
 from .report import RunReport
 from .schedule import progress_of_sigma
 from .step_clock import StepClock
@@ -16,61 +18,71 @@ from .step_clock import StepClock
 log = logging.getLogger("CacheKit")
 
 
-class MethodRun(Protocol):
-    """What a method keeps for one sampling run (its per-branch caches)."""
-
-    def cache_bytes(self) -> int:
-        """Bytes of cached tensors held now."""
-
-    def close(self) -> None:
-        """Free every cached tensor."""
-
-
 @dataclass(frozen=True)
 class CacheSpec:
-    """An installed cache: immutable settings that a node attaches to a cloned model.
+    """An installed cache: the immutable settings a node attaches to a cloned model.
 
-    key: the name of its wrappers and of its run state in transformer_options.
-    start_run: builds the method's per-run state (called once per sampling run).
-    enabled: False when the settings can never reuse anything (then nothing is cached at all).
-    unit: what the report counts in ForwardContext.blocks_total / blocks_computed.
+    method: the method's spec (cache_core.methods.spec.MethodSpec); config: its validated settings;
+    sites: where it is installed on this model (cache_core.methods.spec sites); node_name: the
+    node's display name (for messages).
     """
 
-    key: str
-    method: str
-    family: Family
+    method: Any
     config: Any
-    start_run: Callable[["SamplingRun"], MethodRun]
-    enabled: bool = True
-    start_percent: float = 0.0
-    end_percent: float = 1.0
-    unit: str = "blocks"
-    node_id: str | None = None
-    on_report: Callable[[RunReport, "CacheSpec"], None] | None = None
+    family: Family
+    sites: frozenset[str]
+    node_id: Optional[str] = None
+    node_name: str = ""
+    on_report: Optional[Callable[[RunReport, "CacheSpec"], None]] = None
+    stack_lengths: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.method.key
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.config, "enabled", True))
 
 
 class SamplingRun:
-    """Everything one sampling run of one cache needs: clock, window, method state, report."""
+    """Everything one sampling run of one cache needs: clock, window, method state, report.
+
+    Forwards may run in several threads at once (ComfyUI's multi-GPU work units): `lock` guards
+    every change to the run's state; decisions are shared per (model evaluation, device).
+    """
 
     def __init__(
         self, spec: CacheSpec, sample_sigmas: Sequence[float], percent_to_sigma: Callable[[float], float],
-        sampler_name: str = "", model_sampling: Any = None,
+        sampler_name: str = "", model_sampling: Any = None, baseline: tuple = ((), ()),
     ) -> None:
         self.spec = spec
+        self.lock = threading.RLock()
         self.sampler_name = sampler_name
         self.model_sampling = model_sampling  # ComfyUI's, for naming the run's scheduler in calibration files
         self.clock = StepClock([float(s) for s in sample_sigmas])
         self._percent_to_sigma = percent_to_sigma
         self._progress: dict[float, float] = {}
-        self.start_sigma = float(percent_to_sigma(spec.start_percent))
-        self.end_sigma = float(percent_to_sigma(spec.end_percent))
-        self.report = RunReport(method=spec.method, family=spec.family.name, total_steps=self.clock.total_steps, unit=spec.unit)
-        self.current: ForwardContext | None = None
-        self.disabled_reason: str | None = None
+        window = spec.method.window(spec.config)
+        self.start_sigma = float(percent_to_sigma(window[0]))
+        self.end_sigma = float(percent_to_sigma(window[1]))
+        self.baseline = baseline
+        self.report = RunReport(method=spec.name, family=spec.family.name, total_steps=self.clock.total_steps,
+                                unit=spec.method.unit(spec.sites))
+        self.layout = StackLayout(spec.family, spec.stack_lengths) if spec.stack_lengths else None
+        self.disabled_reason: Optional[str] = None
+        self.completed = False
         self.evaluation = 0
-        self._eval_key: tuple[int, float] | None = None
-        self._eval_state: dict[str, Any] = {}
-        self.method: MethodRun = spec.start_run(self)
+        self.other_forwards = 0
+        self._seen: set[tuple[int, Hashable]] = set()
+        self._decisions: dict[tuple[int, Any], dict[str, Any]] = {}
+        self.state: Any = spec.method.start(spec.config, self)
+
+    # --- schedule ---
 
     def progress_of_sigma(self, sigma: float) -> float:
         """Progress of `sigma` in the model's full schedule (0 = start, 1 = end), memoised per run."""
@@ -80,63 +92,82 @@ class SamplingRun:
         return progress
 
     def in_window(self, step: int) -> bool:
-        """Whether step `step` lies inside the start/end percent window."""
+        """Whether step `step` lies inside the method's start/end percent window."""
         sigma = self.clock.sigma_of_step(step)
         return self.start_sigma >= sigma > self.end_sigma
 
+    # --- lifecycle ---
+
     def disable(self, reason: str) -> None:
         """Stop caching for the rest of this run (results stay exact), with one warning."""
-        if self.disabled_reason is None:
-            self.disabled_reason = reason
-            self.report.note = f"caching disabled: {reason}"
-            log.warning("CacheKit %s: %s; caching is off for this run.", self.spec.method, reason)
+        with self.lock:
+            if self.disabled_reason is None:
+                self.disabled_reason = reason
+                self.report.add_note(f"caching disabled: {reason}")
+                log.warning("CacheKit %s: %s; caching is off for this run.", self.spec.name, reason)
 
     def begin_evaluation(self) -> None:
         """A new model evaluation starts (one PREDICT_NOISE call: all its CFG forwards)."""
-        self.evaluation += 1
+        with self.lock:
+            self.evaluation += 1
+            self._seen = {entry for entry in self._seen if entry[0] == self.evaluation}
+            self._decisions = {k: v for k, v in self._decisions.items() if k[0] == self.evaluation}
 
-    def evaluation_key(self, sigma: float) -> tuple[int, float]:
-        """Identifies the current evaluation; forwards of one evaluation share its decisions."""
-        return (self.evaluation, sigma)
-
-    def begin_forward(self, transformer_options: dict, x: torch.Tensor, has_control: bool) -> ForwardContext:
-        """Open the context of one diffusion-model forward."""
-        sigmas = transformer_options.get("sigmas")
+    def open_forward(self, options: dict, x: Any, has_control: bool) -> ForwardContext:
+        """The context of one diffusion-model forward, from its own transformer_options."""
+        sigmas = options.get("sigmas")
         sigma = float(sigmas.reshape(-1)[0]) if isinstance(sigmas, torch.Tensor) else self.clock.sigma_of_step(0)
-        step = self.clock.step_at(sigma)
-        eval_key = self.evaluation_key(sigma)
-        if eval_key != self._eval_key:
-            self._eval_key = eval_key
-            self._eval_state = {}
-        chunks = chunk_layout(x.shape[0], transformer_options.get("cond_or_uncond"), transformer_options.get("uuids"))
-        patches = transformer_options.get("patches") or {}
-        in_loop_patch = any(patches.get(name) for name in self.spec.family.loop_patches)
-        may_cache = self.spec.enabled and self.disabled_reason is None and not has_control and not in_loop_patch
-        ctx = ForwardContext(
-            step=step,
-            sigma=sigma,
-            chunks=chunks,
-            may_cache=may_cache,
-            in_window=may_cache and self.in_window(step),
-            eval_key=eval_key,
-            eval_state=self._eval_state,
-        )
-        self.current = ctx
-        return ctx
+        batch = x.shape[0] if isinstance(x, torch.Tensor) else int(getattr(x, "shape", [1])[0])
+        chunks = chunk_layout(batch, options.get("cond_or_uncond"), options.get("uuids"))
+        device = options.get("multigpu_thread_device")
+        if device is None and isinstance(x, torch.Tensor):
+            device = x.device
+        with self.lock:
+            step = self.clock.step_at(sigma)
+            kind = self._kind(options, chunks)
+            patches = options.get("patches") or {}
+            in_loop_patch = any(patches.get(name) for name in self.spec.family.loop_patches)
+            caching = (kind == BASELINE and self.spec.enabled and self.disabled_reason is None
+                       and not has_control and not in_loop_patch)
+            decisions = self._decisions.setdefault((self.evaluation, str(device)), {})
+            if kind != BASELINE:
+                self.other_forwards += 1
+            return ForwardContext(
+                run=self, step=step, sigma=sigma, progress=self.progress_of_sigma(sigma), chunks=chunks, kind=kind,
+                caching=caching, in_window=caching and self.in_window(step), evaluation=self.evaluation, device=device,
+                decisions=decisions,
+            )
 
-    def end_forward(self, ctx: ForwardContext) -> None:
-        """Close a forward: count what ran and how much cache is held."""
-        self.current = None
-        if ctx.aborted:
+    def _kind(self, options: dict, chunks: tuple) -> str:
+        if forward_signature(options) != self.baseline:
+            return ALTERED
+        keys = {(self.evaluation, chunk.uuid) for chunk in chunks}
+        if keys & self._seen:
+            return REPEAT
+        self._seen |= keys
+        return BASELINE
+
+    def close_forward(self, ctx: ForwardContext) -> None:
+        """Count what a forward computed and how much cache is held."""
+        if ctx.aborted or ctx.kind != BASELINE:
             return
-        self.report.record_forward(ctx.step, ctx.blocks_total, ctx.blocks_computed)
-        self.report.note_cache_bytes(self.method.cache_bytes())
+        with self.lock:
+            self.report.record_forward(ctx.step, ctx.units_total, ctx.units_computed)
+            self.report.note_cache_bytes(self.state.cache_bytes())
 
-    def finish(self) -> RunReport:
-        """End the run: log the report, hand it to the UI hook, free every cached tensor."""
-        self.method.close()
-        self.current = None
-        self._eval_state = {}
+    def finish(self, completed: bool) -> RunReport:
+        """End the run: log the report, hand it to the UI hook, free every cached tensor.
+
+        completed: the sampler returned normally (False when it was interrupted or failed).
+        """
+        self.completed = completed
+        with self.lock:
+            try:
+                self.state.close(self)
+            finally:
+                self._decisions = {}
+        if self.other_forwards:
+            self.report.add_note(f"{self.other_forwards} forwards of an altered or re-run model were computed without the cache")
         if self.report.forwards:
             log.info(self.report.summary())
             if self.spec.on_report is not None:
@@ -145,4 +176,3 @@ class SamplingRun:
                 except Exception:  # the UI must never break a finished run
                     log.exception("CacheKit: could not send the run report to the UI")
         return self.report
-

@@ -1,29 +1,39 @@
 """ComfyUI wrappers that give every cache the same per-run lifecycle.
 
 OUTER_SAMPLE creates the run state in a per-run copy of the guider's model options and frees it in
-`finally`; PREDICT_NOISE marks each model evaluation; APPLY_MODEL opens and closes the context
-of each forward. Each is a small stateless callable,
+`finally`; PREDICT_NOISE marks each model evaluation; APPLY_MODEL opens the context of each forward
+and passes it down in that call's own transformer_options. Each is a small stateless callable,
 registered with `add_wrapper_with_key` under the cache's key, so several caches and other packs
-compose.
+compose. APPLY_MODEL (`BaseModel._apply_model(x, t, c_concat, c_crossattn, control,
+transformer_options)`) has the same arguments for every family and is never inside a compiled
+region.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from .block_stack import StackBlockHook, StackShapeMismatch, forward_was_consistent
-from .output_prediction import observe_output, predicted_output
+from ..families.table import OUTPUT, STACK
+from .block_stack import StackShapeMismatch, forward_was_consistent, stack_reached
+from .forward import BASELINE, forward_signature
+from .install import MINIMUM_COMFYUI
+from .model_output import output_reached
 from .run import CacheSpec, SamplingRun
 
-MINIMUM_COMFYUI = "0.3.60"
-
 log = logging.getLogger("CacheKit")
+
+OPTIONS_POSITION = 5  # transformer_options in BaseModel._apply_model's positional arguments
 
 
 def _model_options_clone(options: dict) -> dict:
     import comfy.model_patcher  # ComfyUI is imported only once a model is being sampled
 
     return comfy.model_patcher.create_model_options_clone(options)
+
+
+def _sampler_name(sampler: Any) -> str:
+    return getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
 
 
 @dataclass(frozen=True)
@@ -35,19 +45,27 @@ class OuterSampleHook:
     def __call__(self, executor, *args, **kwargs):
         guider = executor.class_obj
         sigmas = args[3] if len(args) > 3 else kwargs["sigmas"]
+        sampler = args[2] if len(args) > 2 else kwargs.get("sampler")
         model_sampling = guider.model_patcher.get_model_object("model_sampling")
         original_options = guider.model_options
         guider.model_options = _model_options_clone(original_options)
-        sampler = args[2] if len(args) > 2 else kwargs.get("sampler")
-        sampler_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
-        run = SamplingRun(self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma, sampler_name, model_sampling)
-        guider.model_options.setdefault("transformer_options", {})[self.spec.key] = run
+        options = guider.model_options.setdefault("transformer_options", {})
+        run = SamplingRun(
+            self.spec, sigmas.detach().float().cpu().tolist(), model_sampling.percent_to_sigma,
+            _sampler_name(sampler), model_sampling, baseline=forward_signature(options),
+        )
+        options[self.spec.key] = run
+        if STACK in self.spec.sites:
+            _check_stack_hooks(run, options)
         if guider.model_options.get("context_handler") is not None:
             run.disable("context windows split every evaluation into windows that one cache cannot tell apart")
+        completed = False
         try:
-            return executor(*args, **kwargs)
+            out = executor(*args, **kwargs)
+            completed = True
+            return out
         finally:
-            run.finish()
+            run.finish(completed)
             guider.model_options = original_options
 
 
@@ -65,64 +83,75 @@ class EvaluationHook:
         return executor(*args, **kwargs)
 
 
+def _with_options(args: tuple, kwargs: dict, options: dict) -> tuple[tuple, dict]:
+    if len(args) > OPTIONS_POSITION:
+        return args[:OPTIONS_POSITION] + (options,) + args[OPTIONS_POSITION + 1:], kwargs
+    return args, {**kwargs, "transformer_options": options}
+
+
 @dataclass(frozen=True)
 class ForwardHook:
-    """APPLY_MODEL wrapper: opens the context of one model forward that the block and attention
-    hooks work in, and lets a method that predicts whole outputs (output_prediction) answer it.
-
-    APPLY_MODEL (`BaseModel._apply_model(x, t, c_concat, c_crossattn, control, transformer_options)`)
-    has the same arguments for every family, unlike the diffusion models' own `_forward`.
-    """
+    """APPLY_MODEL wrapper: opens the forward's context and sends it down with the call."""
 
     key: str
 
     def __call__(self, executor, *args, **kwargs):
-        options = (args[5] if len(args) > 5 else kwargs.get("transformer_options")) or {}
+        options = (args[OPTIONS_POSITION] if len(args) > OPTIONS_POSITION else kwargs.get("transformer_options")) or {}
         run = options.get(self.key)
         if not isinstance(run, SamplingRun):
             return executor(*args, **kwargs)
-        if run.report.forwards == 0:
-            _check_block_hooks(run, options)
         has_control = (args[4] if len(args) > 4 else kwargs.get("control")) is not None
-        ctx = run.begin_forward(options, args[0], has_control)
+        first = run.report.forwards == 0
+        ctx = run.open_forward(options, args[0], has_control)
+        call_args, call_kwargs = _with_options(args, kwargs, {**options, self.key: ctx})
         try:
-            predicted = predicted_output(run.method, ctx, args[0])
-            out = predicted if predicted is not None else executor(*args, **kwargs)
-            failure = None if forward_was_consistent(ctx) else "the model did not reach its last block after a skip"
-            if failure is None and predicted is None:
-                observe_output(run.method, ctx, args[0], out)
+            out = executor(*call_args, **call_kwargs)
+            failure = None if forward_was_consistent(ctx) else "the model did not reach its last cached block after a reuse"
         except StackShapeMismatch as err:
             out, failure = None, str(err)
         except BaseException:
-            run.end_forward(ctx)
+            ctx.aborted = True
             raise
         ctx.aborted = failure is not None
-        if failure is None and run.report.forwards == 0 and ctx.may_cache and _uses_block_hooks(run, options) and ctx.blocks_total == 0:
-            run.disable(f"the {run.spec.family.name} blocks did not pass CacheKit its run state (ComfyUI older than {MINIMUM_COMFYUI}?)")
-        run.end_forward(ctx)
+        if failure is None and first and ctx.caching and ctx.kind == BASELINE:
+            _check_reached(run, ctx)
+        run.close_forward(ctx)
         if failure is None:
             return out
-        # The skipped forward could not be completed: run it again with caching off.
+        # The reused forward could not be completed: run it again with caching off.
         run.disable(failure)
-        ctx = run.begin_forward(options, args[0], has_control)
+        ctx = run.open_forward(options, args[0], has_control)
+        call_args, call_kwargs = _with_options(args, kwargs, {**options, self.key: ctx})
         try:
-            return executor(*args, **kwargs)
+            return executor(*call_args, **call_kwargs)
         finally:
-            run.end_forward(ctx)
+            run.close_forward(ctx)
 
 
-def _uses_block_hooks(run: SamplingRun, options: dict) -> bool:
-    installed = (options.get("patches_replace") or {}).get("dit") or {}
-    return any(isinstance(h, StackBlockHook) and h.key == run.spec.key for h in installed.values())
+def _check_stack_hooks(run: SamplingRun, options: dict) -> None:
+    """Disable the run when a node applied later replaced some of the cache's block patches."""
+    from .block_stack import StackBlockHook
+
+    def has_hook(entry: Any) -> bool:
+        while entry is not None:
+            if isinstance(entry, StackBlockHook) and entry.key == run.spec.key:
+                return True
+            entry = getattr(entry, "inner", None)
+        return False
+
+    installed = ((options.get("patches_replace") or {}).get("dit") or {}).values()
+    found = sum(1 for entry in installed if has_hook(entry))
+    expected = sum(run.spec.stack_lengths.values())
+    if found != expected:
+        run.disable(f"{expected - found} of its {run.spec.family.name} block patches were replaced by a node applied after it")
 
 
-def _check_block_hooks(run: SamplingRun, options: dict) -> None:
-    """Disable caching for the run when another patch replaced some of CacheKit's block hooks."""
-    installed = (options.get("patches_replace") or {}).get("dit") or {}
-    family = run.spec.family
-    hooks = [h for h in installed.values() if isinstance(h, StackBlockHook) and h.key == run.spec.key]
-    if not hooks:
-        return
-    expected = hooks[0].length
-    if len(hooks) != expected:
-        run.disable(f"{expected - len(hooks)} of its {family.name} block patches were replaced by a node applied after it")
+def _check_reached(run: SamplingRun, ctx: Any) -> None:
+    """After the first caching forward: disable the run when its hooks never saw the context."""
+    sites = run.spec.sites
+    family = run.spec.family.name
+    if STACK in sites and not stack_reached(ctx):
+        run.disable(f"the {family} blocks did not pass CacheKit its run state (ComfyUI older than {MINIMUM_COMFYUI}, "
+                    "or another node replaced every block)")
+    elif OUTPUT in sites and not output_reached(ctx):
+        run.disable(f"the {family} forward did not go through ComfyUI's DIFFUSION_MODEL wrapper")

@@ -14,7 +14,7 @@ from cachekit.cache_core.methods.faster_cache import (
     split_low_high,
 )
 from cachekit.cache_core.runtime.attention_hooks import AttentionSite
-from cachekit.cache_core.runtime.forward import ForwardContext, chunk_layout
+from harness import contexts
 
 SITE = AttentionSite(("blocks", 0, "self_attn"), SPATIAL)
 EVERYWHERE = dict(spatial_attention_start_percent=0.0, unconditional_batch_start_percent=0.0)
@@ -87,7 +87,7 @@ def test_unconditional_schedule_and_compounding_alphas():
     pos, neg = torch.zeros(shape), torch.ones(shape)
     skips = []
     for it in range(11):
-        skip = run.skip_unconditional((it, 1.0 - it / 20), 0.5, shape)
+        skip = run.skip_unconditional(it + 1, 0.5, shape)
         skips.append(skip)
         if skip:
             est = run.estimate_negative(pos, 0.5, output_scale=-0.5)
@@ -102,17 +102,25 @@ def test_unconditional_schedule_and_compounding_alphas():
 def test_difference_is_carried_across_sigmas_by_the_output_scale():
     run = FasterCacheRun(FasterCacheConfig(**EVERYWHERE, alpha_low_frequency=1.0, alpha_high_frequency=1.0), lambda s: 0.5)
     shape = torch.Size([1, 1, 5, 5])
-    run.skip_unconditional((0, 0.8), 0.8, shape)
+    run.skip_unconditional(1, 0.8, shape)
     run.record_negative(torch.zeros(shape), torch.full(shape, 0.8), output_scale=-0.8)
-    assert run.skip_unconditional((1, 0.4), 0.4, shape)
+    assert run.skip_unconditional(2, 0.4, shape)
     assert torch.allclose(run.estimate_negative(torch.zeros(shape), 0.4, output_scale=-0.4), torch.full(shape, 0.4))
 
 
-def ctx(step, cond_or_uncond, uuids, eval_state=None):
-    """A forward of evaluation `step`; forwards of one evaluation share `eval_state` (as SamplingRun does)."""
-    return ForwardContext(step=step, sigma=0.5, chunks=chunk_layout(len(cond_or_uncond), cond_or_uncond, uuids),
-                          may_cache=True, in_window=True, eval_key=(step, 1.0 - step / 20),
-                          eval_state={} if eval_state is None else eval_state)
+def ctx(step, cond_or_uncond, uuids, decisions=None):
+    """A forward of evaluation `step`; forwards of one evaluation share `decisions` (as SamplingRun does)."""
+    return contexts.context(step, uuids=uuids, cond_indices=cond_or_uncond, sigma=0.5, progress=0.5, decisions=decisions)
+
+
+def attend(run, context, site, compute, sample):
+    """What the runtime's attention hooks do around one attention call."""
+    reused = run.attention_before(context, site, sample)
+    if reused is not None:
+        return reused
+    out = compute()
+    run.attention_after(context, site, sample, out)
+    return out
 
 
 def test_attention_extrapolates_per_branch_and_only_over_consecutive_evaluations():
@@ -129,13 +137,12 @@ def test_attention_extrapolates_per_branch_and_only_over_consecutive_evaluations
     pos = both[1:]
     outs = {}
     for step in range(6):
-        key = (step, 1.0 - step / 20)
-        if not run.skip_unconditional(key, 0.5, torch.Size([1, 1]), frozenset({"pos"}), frozenset({"neg"})):
+        if not run.skip_unconditional(step + 1, 0.5, torch.Size([1, 1]), frozenset({"pos"}), frozenset({"neg"})):
             run.record_negative(torch.zeros(1, 1), torch.ones(1, 1), -0.5)
             assert step in (0, 5)  # full CFG: negative and positive batched
-            outs[step] = run.attend(ctx(step, [1, 0], ["neg", "pos"]), SITE, attention(both, step), both)
+            outs[step] = attend(run, ctx(step, [1, 0], ["neg", "pos"]), SITE, attention(both, step), both)
         else:  # the negative branch is estimated: only the positive branch runs
-            outs[step] = run.attend(ctx(step, [0], ["pos"]), SITE, attention(pos, step), pos)
+            outs[step] = attend(run, ctx(step, [0], ["pos"]), SITE, attention(pos, step), pos)
     # positive: computed at 0, 2, 4; extrapolated at 1 (o0 + (o0 - o0) w) and 3; at 5 the negative branch's last
     # output is from evaluation 0, so the whole batch computes
     assert calls == [0, 2, 4, 5]
@@ -161,8 +168,8 @@ def test_split_forwards_share_the_evaluation_decision():
             if split:
                 shared = {}
                 for row, (index, uuid) in enumerate([(1, "neg"), (0, "pos")]):
-                    run.attend(ctx(step, [index], [uuid], shared), SITE, attention(both[row:row + 1], step), both[row:row + 1])
+                    attend(run, ctx(step, [index], [uuid], shared), SITE, attention(both[row:row + 1], step), both[row:row + 1])
             else:
-                run.attend(ctx(step, [1, 0], ["neg", "pos"]), SITE, attention(both, step), both)
+                attend(run, ctx(step, [1, 0], ["neg", "pos"]), SITE, attention(both, step), both)
         decisions[split] = sorted(set(calls))
     assert decisions[False] == decisions[True] == [0, 2, 4]

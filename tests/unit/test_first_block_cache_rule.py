@@ -10,7 +10,7 @@ from cachekit.cache_core.methods.first_block_cache import (
     may_skip,
     relative_change,
 )
-from cachekit.cache_core.runtime.forward import ForwardContext, chunk_layout
+from harness.contexts import context
 
 
 @pytest.mark.parametrize(
@@ -18,9 +18,12 @@ from cachekit.cache_core.runtime.forward import ForwardContext, chunk_layout
     [
         ({"threshold": float("nan")}, "threshold"),
         ({"threshold": -0.1}, "threshold"),
+        ({"threshold": 1.5}, "threshold must be a finite number between 0 and 1"),
         ({"start_percent": 0.8, "end_percent": 0.2}, "start_percent"),
         ({"end_percent": math.inf}, "end_percent"),
         ({"max_consecutive_skips": -1}, "max_consecutive_skips"),
+        ({"max_consecutive_skips": 2.5}, "max_consecutive_skips must be a whole number"),
+        ({"threshold": True}, "threshold"),
     ],
 )
 def test_bad_settings_are_rejected_with_a_message(kwargs, message):
@@ -31,69 +34,64 @@ def test_bad_settings_are_rejected_with_a_message(kwargs, message):
 def test_relative_change_matches_diffusers_formula():
     prev = torch.tensor([1.0, -2.0, 3.0])
     cur = torch.tensor([1.5, -2.0, 2.0])
-    assert float(relative_change(cur, prev)) == pytest.approx((0.5 + 0 + 1.0) / 3 / 2.0)
+    assert relative_change(cur, prev) == pytest.approx((0.5 + 0 + 1.0) / 3 / 2.0)
+    half = relative_change(cur.to(torch.bfloat16), prev.to(torch.bfloat16))
+    assert half == pytest.approx((0.5 + 0 + 1.0) / 3 / 2.0)  # accumulated in float32, no float32 copy needed
 
 
 def test_threshold_zero_never_skips():
-    assert not may_skip(0.0, FirstBlockCacheConfig(threshold=0.0))
-    assert may_skip(0.01, FirstBlockCacheConfig(threshold=0.05))
-    assert not may_skip(0.05, FirstBlockCacheConfig(threshold=0.05))
+    assert not may_skip(0.0, 0.0)
+    assert may_skip(0.01, 0.05)
+    assert not may_skip(0.05, 0.05)
+    assert not FirstBlockCacheConfig(threshold=0.0).enabled
 
 
-def _ctx(step, eval_state, chunks=None, in_window=True):
-    return ForwardContext(
-        step=step, sigma=1.0 - step / 10, chunks=chunks or chunk_layout(2, [1, 0], ["u", "c"]),
-        may_cache=True, in_window=in_window, eval_key=(step, 0.0), eval_state=eval_state,
-    )
+def _learn(run, ctx, front, middle):
+    run.learn(ctx, front, {"img": middle})
 
 
-def test_run_skips_when_residual_is_stable_and_replays_per_branch():
+def test_skips_while_the_lead_residual_is_stable_and_replays_the_stored_batch():
     run = FirstBlockCacheRun(FirstBlockCacheConfig(threshold=0.1))
-    head_in = {"img": torch.zeros(2, 3, 4)}
-    out0 = {"img": torch.ones(2, 3, 4)}
-    assert run.skip_after_head(_ctx(0, {}), head_in, out0) is None  # nothing cached yet
-    residual = {"img": torch.cat([torch.full((1, 3, 4), 5.0), torch.full((1, 3, 4), 7.0)])}
-    run.store_stack_residual(_ctx(0, {}), residual)
-    out1 = {"img": torch.full((2, 3, 4), 1.02)}
-    replay = run.skip_after_head(_ctx(1, {}), head_in, out1)
-    assert replay is not None
-    assert replay["img"][0].unique().tolist() == [5.0] and replay["img"][1].unique().tolist() == [7.0]
+    first = context(0, uuids="uc")
+    assert not run.decide(first, torch.ones(1, 3, 4))  # nothing stored yet
+    middle = torch.cat([torch.full((1, 3, 4), 5.0), torch.full((1, 3, 4), 7.0)])
+    _learn(run, first, torch.ones(2, 3, 4), middle)
+    second = context(1, uuids="uc")
+    assert run.decide(second, torch.full((1, 3, 4), 1.02))
+    replay = run.middle(second)
+    assert replay["img"] is middle  # the same batch layout: the stored tensor itself, no copy
     assert run.cache_bytes() > 0
-    run.close()
+    run.close(None)
     assert run.cache_bytes() == 0
 
 
-def test_split_cfg_forwards_follow_the_first_forward_of_the_evaluation():
+def test_a_large_change_computes():
     run = FirstBlockCacheRun(FirstBlockCacheConfig(threshold=0.1))
-    uncond = chunk_layout(1, [1], ["u"])
-    cond = chunk_layout(1, [0], ["c"])
-    head_in = {"img": torch.zeros(1, 3, 4)}
-    for chunks in (uncond, cond):
-        run.skip_after_head(_ctx(0, {}, chunks), head_in, {"img": torch.ones(1, 3, 4)})
-        run.store_stack_residual(_ctx(0, {}, chunks), {"img": torch.ones(1, 3, 4)})
-    shared = {}
-    # the uncond forward sees a large change and decides to compute; cond must follow although its change is small
-    assert run.skip_after_head(_ctx(1, shared, uncond), head_in, {"img": torch.full((1, 3, 4), 3.0)}) is None
-    assert run.skip_after_head(_ctx(1, shared, cond), head_in, {"img": torch.ones(1, 3, 4)}) is None
-    assert shared["skip"] is False
+    _learn(run, context(0), torch.ones(1, 2), torch.ones(1, 2))
+    assert not run.decide(context(1), torch.full((1, 2), 3.0))
+
+
+def test_split_forwards_get_their_rows_of_a_batched_store_and_the_reverse():
+    run = FirstBlockCacheRun(FirstBlockCacheConfig(threshold=0.1))
+    middle = torch.arange(2.0).view(2, 1)
+    _learn(run, context(0, uuids="uc"), torch.ones(2, 1), middle)
+    assert run.middle(context(1, uuids="c"))["img"].tolist() == [[1.0]]
+    assert run.middle(context(1, uuids="u"))["img"].tolist() == [[0.0]]
+    _learn(run, context(2, uuids="u"), torch.ones(1, 1), torch.full((1, 1), 9.0))
+    _learn(run, context(2, uuids="c"), torch.ones(1, 1), torch.full((1, 1), 8.0))
+    assert run.middle(context(3, uuids="uc"))["img"].tolist() == [[9.0], [8.0]]
+    assert run.middle(context(3, uuids="x")) is None  # a branch with nothing stored
 
 
 def test_max_consecutive_skips_forces_a_compute():
     run = FirstBlockCacheRun(FirstBlockCacheConfig(threshold=0.5, max_consecutive_skips=1))
-    chunks = chunk_layout(1, [0], ["c"])
-    head_in = {"img": torch.zeros(1, 2, 2)}
-    out = {"img": torch.ones(1, 2, 2)}
-    run.skip_after_head(_ctx(0, {}, chunks), head_in, out)
-    run.store_stack_residual(_ctx(0, {}, chunks), {"img": torch.ones(1, 2, 2)})
-    decisions = [run.skip_after_head(_ctx(s, {}, chunks), head_in, out) is not None for s in range(1, 5)]
+    _learn(run, context(0), torch.ones(1, 2, 2), torch.ones(1, 2, 2))
+    decisions = [run.decide(context(s), torch.ones(1, 2, 2)) for s in range(1, 5)]
     assert decisions == [True, False, True, False]
 
 
 def test_outside_the_window_nothing_is_skipped():
     run = FirstBlockCacheRun(FirstBlockCacheConfig(threshold=0.5))
-    chunks = chunk_layout(1, [0], ["c"])
-    head_in = {"img": torch.zeros(1, 2, 2)}
-    out = {"img": torch.ones(1, 2, 2)}
-    run.skip_after_head(_ctx(0, {}, chunks), head_in, out)
-    run.store_stack_residual(_ctx(0, {}, chunks), {"img": torch.ones(1, 2, 2)})
-    assert run.skip_after_head(_ctx(1, {}, chunks, in_window=False), head_in, out) is None
+    _learn(run, context(0), torch.ones(1, 2, 2), torch.ones(1, 2, 2))
+    assert not run.decide(context(1, in_window=False), torch.ones(1, 2, 2))
+    assert run.decide(context(1), torch.ones(1, 2, 2))

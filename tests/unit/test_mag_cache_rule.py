@@ -60,9 +60,9 @@ def test_presets_load_and_flux_is_diffusers_table():
 
 def test_config_validation_and_retention_rounding():
     with pytest.raises(ValueError, match="threshold"):
-        MagCacheConfig(ratios=TABLE, threshold=float("nan"))
+        MagCacheConfig(table=TABLE, threshold=float("nan"))
     with pytest.raises(ValueError, match="max_skip_steps"):
-        MagCacheConfig(ratios=TABLE, max_skip_steps=-1)
-    config = MagCacheConfig(ratios=TABLE)
+        MagCacheConfig(table=TABLE, max_skip_steps=-1)
+    config = MagCacheConfig(table=TABLE)
     assert config.retention_steps(28) == 6 and config.retention_steps(8) == 2
-    assert not MagCacheConfig(ratios=TABLE, threshold=0.0).enabled
+    assert not MagCacheConfig(table=TABLE, threshold=0.0).enabled

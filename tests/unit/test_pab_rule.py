@@ -3,14 +3,14 @@ import pytest
 import torch
 
 from cachekit.cache_core.families.attention_sites import CROSS, SPATIAL, attention_sites, skips_projections
-from cachekit.cache_core.families.table import FAMILIES, family_named
+from cachekit.cache_core.families.table import ATTENTION, FAMILIES, family_named
 from cachekit.cache_core.methods.pyramid_attention_broadcast import (
     PyramidAttentionBroadcastConfig,
     PyramidAttentionBroadcastRun,
     should_compute,
 )
 from cachekit.cache_core.runtime.attention_hooks import AttentionSite
-from cachekit.cache_core.runtime.forward import ForwardContext, chunk_layout
+from harness import contexts
 
 SITE = AttentionSite(("blocks", 0, "self_attn"), SPATIAL)
 
@@ -55,13 +55,21 @@ def test_family_sites_are_classified():
     assert {s.kind for s in attention_sites(family_named("Wan"))} == {SPATIAL, CROSS}
     assert attention_sites(family_named("Flux"), {CROSS}) == ()
     assert skips_projections(family_named("Wan")) and not skips_projections(family_named("Flux"))
-    assert all(f.attention for f in FAMILIES if "PyramidAttentionBroadcast" in f.methods)
+    assert all(f.attention for f in FAMILIES if ATTENTION in f.sites)
 
 
 def context(step, cond_or_uncond, uuids, batch_per_chunk=1, in_window=True):
-    chunks = chunk_layout(batch_per_chunk * len(cond_or_uncond), cond_or_uncond, uuids)
-    return ForwardContext(step=step, sigma=1.0 - step / 10, chunks=chunks, may_cache=True, in_window=in_window,
-                          eval_key=(step, 1.0 - step / 10), eval_state={})
+    return contexts.context(step, uuids=uuids, cond_indices=cond_or_uncond, rows=batch_per_chunk, in_window=in_window)
+
+
+def attend(run, ctx, site, compute, sample):
+    """What the runtime's attention hooks do around one attention call."""
+    reused = run.attention_before(ctx, site, sample)
+    if reused is not None:
+        return reused
+    out = compute()
+    run.attention_after(ctx, site, sample, out)
+    return out
 
 
 class Attention:
@@ -80,17 +88,17 @@ class Attention:
 def sample_branches(split, steps=8, n=2):
     run = PyramidAttentionBroadcastRun(PyramidAttentionBroadcastConfig(spatial_attention_block_skip_range=n,
                                                                        spatial_attention_start_percent=0.0,
-                                                                       spatial_attention_end_percent=1.0), lambda s: 1.0 - s)
+                                                                       spatial_attention_end_percent=1.0), )
     attention = Attention()
     outputs = []
     for step in range(steps):
         x = torch.tensor([[10.0], [20.0]])  # rows: negative (uncond), positive (cond)
         if split:
-            parts = [run.attend(context(step, [i], [u]), SITE, attention(x[r:r + 1], step), x[r:r + 1])
+            parts = [attend(run, context(step, [i], [u]), SITE, attention(x[r:r + 1], step), x[r:r + 1])
                      for r, (i, u) in enumerate([(1, "neg"), (0, "pos")])]
             outputs.append(torch.cat(parts))
         else:
-            outputs.append(run.attend(context(step, [1, 0], ["neg", "pos"]), SITE, attention(x, step), x))
+            outputs.append(attend(run, context(step, [1, 0], ["neg", "pos"]), SITE, attention(x, step), x))
     return outputs, attention.calls
 
 
@@ -107,21 +115,21 @@ def test_batched_and_split_cfg_decide_alike_and_branches_stay_apart():
 def test_window_and_iteration_zero_always_compute():
     config = PyramidAttentionBroadcastConfig(spatial_attention_block_skip_range=2, spatial_attention_start_percent=0.5,
                                              spatial_attention_end_percent=1.0)
-    run = PyramidAttentionBroadcastRun(config, lambda sigma: 1.0 - sigma)  # progress = step / 10 here
+    run = PyramidAttentionBroadcastRun(config)  # progress = step / 10 here
     attention = Attention()
     x = torch.ones(1, 1)
     for step in range(10):
-        run.attend(context(step, [0], ["pos"]), SITE, attention(x, step), x)
+        attend(run, context(step, [0], ["pos"]), SITE, attention(x, step), x)
     # steps 0-4 are outside the window; then compute at 6 and 8 and reuse at 5, 7, 9
     assert attention.calls == 5 + 2
     assert run.cache_bytes() > 0
-    run.close()
+    run.close(None)
     assert run.cache_bytes() == 0
 
 
 def test_shape_change_forces_a_computation():
-    run = PyramidAttentionBroadcastRun(PyramidAttentionBroadcastConfig(spatial_attention_start_percent=0.0), lambda s: 0.5)
+    run = PyramidAttentionBroadcastRun(PyramidAttentionBroadcastConfig(spatial_attention_start_percent=0.0))
     attention = Attention()
-    run.attend(context(0, [0], ["pos"]), SITE, attention(torch.ones(1, 4), 0), torch.ones(1, 4))
-    out = run.attend(context(1, [0], ["pos"]), SITE, attention(torch.ones(1, 6), 1), torch.ones(1, 6))
+    attend(run, context(0, [0], ["pos"]), SITE, attention(torch.ones(1, 4), 0), torch.ones(1, 4))
+    out = attend(run, context(1, [0], ["pos"]), SITE, attention(torch.ones(1, 6), 1), torch.ones(1, 6))
     assert attention.calls == 2 and out.shape == (1, 6)

@@ -7,12 +7,12 @@ import torch
 from cachekit.cache_core.methods.taylor_series import TaylorSeries
 from cachekit.cache_core.methods.taylorseer import (
     TaylorSeerConfig,
-    TaylorSeerLiteRun,
+    TaylorSeerRun,
     factor_dtype_named,
     predicted_steps,
     schedule_position,
 )
-from cachekit.cache_core.runtime.forward import ForwardContext, chunk_layout
+from harness import contexts
 
 
 def computed(total, **kw):
@@ -129,41 +129,62 @@ def test_a_shape_change_restarts_at_order_zero():
 
 
 def _context(step, sigma, uuids):
-    chunks = chunk_layout(len(uuids), list(range(len(uuids))), list(uuids))
-    return ForwardContext(step=step, sigma=sigma, chunks=chunks, may_cache=True, in_window=True,
-                          eval_key=(step, sigma), eval_state={})
+    return contexts.context(step, uuids=list(uuids), sigma=sigma)
+
+
+def predict(run, ctx, x):
+    """What the model-level runtime asks a lite run on a forward: the output, or None to compute."""
+    return run.output(ctx, x) if run.decide_output(ctx) else None
 
 
 def test_batched_and_split_branches_predict_the_same_rows():
     sigmas = [1.0, 0.75, 0.5, 0.25, 0.0]
-    config = TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, taylor_factors_dtype=torch.float32)
-    batched, split = TaylorSeerLiteRun(config, sigmas), TaylorSeerLiteRun(config, sigmas)
+    config = TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, taylor_factors_dtype="float32", mode="lite")
+    batched, split = TaylorSeerRun(config, sigmas), TaylorSeerRun(config, sigmas)
     x = torch.zeros(2, 4, 3, 3)
     for step in (0, 1):
         output = torch.randn(2, 4, 3, 3)
         ctx = _context(step, sigmas[step], "uc")
-        assert batched.predict_output(ctx, x) is None
-        batched.observe_output(ctx, x, output)
+        assert predict(batched, ctx, x) is None
+        batched.learn_output(ctx, x, output)
         for row, uuid in enumerate("uc"):
             ctx = _context(step, sigmas[step], uuid)
-            assert split.predict_output(ctx, x[row:row + 1]) is None
-            split.observe_output(ctx, x[row:row + 1], output[row:row + 1])
+            assert predict(split, ctx, x[row:row + 1]) is None
+            split.learn_output(ctx, x[row:row + 1], output[row:row + 1])
     ctx = _context(2, sigmas[2], "uc")
-    together = batched.predict_output(ctx, x)
-    apart = torch.cat([split.predict_output(_context(2, sigmas[2], u), x[:1]) for u in "uc"])
-    assert ctx.blocks_total == 1 and ctx.blocks_computed == 0
+    together = predict(batched, ctx, x)
+    apart = torch.cat([predict(split, _context(2, sigmas[2], u), x[:1]) for u in "uc"])
     assert torch.equal(together, apart)
     assert batched.cache_bytes() == 2 * 2 * (4 * 3 * 3) * 4  # (order + 1) x output rows x 4 bytes, per branch
-    batched.close()
+    batched.close(None)
     assert batched.cache_bytes() == 0
+
+
+def test_auto_factors_keep_the_values_dtype():
+    sigmas = [1.0, 0.5, 0.0]
+    run = TaylorSeerRun(TaylorSeerConfig(disable_cache_before_step=1, cache_interval=2, mode="lite"), sigmas + [0.0])
+    ctx = _context(0, 1.0, "c")
+    run.learn_output(ctx, None, torch.ones(1, 2, dtype=torch.float64))
+    (_, series), = run.series[run.layout(ctx)].values()
+    assert series[0].factors[0].dtype == torch.float64
+
+
+def test_trees_are_predicted_leaf_by_leaf():
+    """LTX-2's model output is [video, audio]: each leaf has its own series."""
+    sigmas = [1.0, 0.75, 0.5, 0.25, 0.0]
+    run = TaylorSeerRun(TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, mode="lite"), sigmas)
+    for step in (0, 1):
+        run.learn_output(_context(step, sigmas[step], "c"), None, [torch.full((1, 2), float(step)), torch.full((1, 3), 2.0 * step)])
+    predicted = predict(run, _context(2, sigmas[2], "c"), None)
+    assert isinstance(predicted, list) and predicted[0].tolist() == [[2.0, 2.0]] and predicted[1].tolist() == [[4.0] * 3]
 
 
 def test_runs_with_nothing_to_predict_keep_nothing():
     sigmas = [1.0, 0.5, 0.0]
-    run = TaylorSeerLiteRun(TaylorSeerConfig(disable_cache_before_step=2), sigmas)
+    run = TaylorSeerRun(TaylorSeerConfig(disable_cache_before_step=2), sigmas)
     ctx = _context(0, 1.0, "c")
-    assert run.predict_output(ctx, torch.zeros(1, 1, 1, 1)) is None
-    run.observe_output(ctx, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    assert predict(run, ctx, torch.zeros(1, 1, 1, 1)) is None
+    run.learn_output(ctx, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
     assert run.cache_bytes() == 0
 
 
@@ -176,7 +197,7 @@ def test_runs_with_nothing_to_predict_keep_nothing():
         (dict(disable_cache_after_step=-2), "disable_cache_after_step"),
         (dict(max_order=5), "max_order"),
         (dict(max_order=True), "max_order"),
-        (dict(taylor_factors_dtype=torch.float64), "taylor_factors_dtype"),
+        (dict(taylor_factors_dtype="float64"), "taylor_factors_dtype"),
         (dict(mode="attention"), "mode"),
         (dict(expansion="lagrange"), "expansion"),
     ],
@@ -187,7 +208,7 @@ def test_invalid_settings_name_the_field(values, message):
 
 
 def test_factor_dtype_names():
-    assert factor_dtype_named("float16") is torch.float16
+    assert factor_dtype_named("float16") is torch.float16 and factor_dtype_named("auto") is None
     with pytest.raises(ValueError, match="taylor_factors_dtype"):
         factor_dtype_named("float64")
     assert math.isclose(float(torch.tensor(1.0, dtype=factor_dtype_named("bfloat16"))), 1.0)
@@ -196,12 +217,12 @@ def test_factor_dtype_names():
 def test_midpoint_evaluations_are_predicted_but_not_learned_from():
     """dpm_2 evaluates between two schedule sigmas at a trial latent: computed there, it must not move the factors."""
     sigmas = [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
-    run = TaylorSeerLiteRun(TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, taylor_factors_dtype=torch.float32), sigmas)
+    run = TaylorSeerRun(TaylorSeerConfig(disable_cache_before_step=2, cache_interval=3, taylor_factors_dtype="float32"), sigmas)
     x = torch.zeros(1, 1, 1, 1)
     for step, sigma, value in ((0, 1.0, 0.0), (0, 0.9, 100.0), (1, 0.8, 1.0)):
         ctx = _context(step, sigma, "c")
-        assert run.predict_output(ctx, x) is None
-        run.observe_output(ctx, x, torch.full((1, 1, 1, 1), value))
-    midpoint = run.predict_output(_context(2, 0.7, "c"), x)
+        assert predict(run, ctx, x) is None
+        run.learn_output(ctx, x, torch.full((1, 1, 1, 1), value))
+    midpoint = predict(run, _context(2, 0.7, "c"), x)
     assert midpoint.item() == pytest.approx(1.5)  # position 1.5 on the line through (0, 0) and (1, 1)
-    assert run.predict_output(_context(2, 0.6, "c"), x).item() == pytest.approx(2.0)
+    assert predict(run, _context(2, 0.6, "c"), x).item() == pytest.approx(2.0)

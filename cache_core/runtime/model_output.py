@@ -1,0 +1,93 @@
+"""The model level: reusing or predicting the whole diffusion-model output, through DIFFUSION_MODEL.
+
+The DIFFUSION_MODEL wrapper sees the model's own input and raw output (model space: velocity,
+noise, or what the family's `_forward` returns; not APPLY_MODEL's denoised x0), for every family
+whose forward goes through it, with each family's own arguments. Inputs and outputs may be tensor
+trees (LTX-2 passes [video, audio]). Once per model evaluation the method decides; on a reuse the
+model does not run and the method's output for this batch is returned; a computed output is handed
+to the method to learn from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+import torch
+
+from . import trees
+from .forward import ForwardContext, forward_context
+
+
+class OutputMethod(Protocol):
+    """What a model-level method supplies (MagCache and TaylorSeer at model level, ...)."""
+
+    def decide_output(self, ctx: ForwardContext) -> bool:
+        """Once per model evaluation (and device): True to reuse or predict the output."""
+
+    def output(self, ctx: ForwardContext, x: trees.Tree) -> Optional[trees.Tree]:
+        """On a reuse: the output for this forward's batch; None to compute instead."""
+
+    def learn_output(self, ctx: ForwardContext, x: trees.Tree, out: trees.Tree) -> None:
+        """After a computed forward: its input and output (whole batch)."""
+
+
+def _options_of(key: str, args: tuple, kwargs: dict) -> Optional[dict]:
+    options = kwargs.get("transformer_options")
+    if isinstance(options, dict) and key in options:
+        return options
+    for value in reversed(args):
+        if isinstance(value, dict) and key in value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class ModelOutputHook:
+    """DIFFUSION_MODEL wrapper of a model-level cache (registered under the cache's key)."""
+
+    key: str
+
+    def __call__(self, executor: Any, *args: Any, **kwargs: Any) -> Any:
+        reused, ctx = _before_output(self.key, args, kwargs)
+        if reused is not None:
+            return reused
+        out = executor(*args, **kwargs)
+        if ctx is not None:
+            _after_output(ctx, args[0], out)
+        return out
+
+
+@torch.compiler.disable
+def _before_output(key: str, args: tuple, kwargs: dict) -> tuple[Any, Optional[ForwardContext]]:
+    ctx = forward_context(_options_of(key, args, kwargs), key)
+    if ctx is None or not args:
+        return None, None
+    ctx.scratch["output_reached"] = True
+    if not ctx.caching:
+        ctx.count(computed=True)
+        return None, None
+    run = ctx.run
+    with run.lock:
+        reuse = ctx.decisions.get("output")
+        if reuse is None:
+            reuse = bool(run.state.decide_output(ctx))
+            ctx.decisions["output"] = reuse
+        out = run.state.output(ctx, args[0]) if reuse else None
+    if out is not None:
+        ctx.count(computed=False)
+        return out, None
+    ctx.count(computed=True)
+    return None, ctx
+
+
+@torch.compiler.disable
+def _after_output(ctx: ForwardContext, x: Any, out: Any) -> None:
+    if trees.first_leaf(out) is None:
+        return
+    with ctx.run.lock:
+        ctx.run.state.learn_output(ctx, x, out)
+
+
+def output_reached(ctx: ForwardContext) -> bool:
+    """Whether the model-level hook saw the forward's context."""
+    return bool(ctx.scratch.get("output_reached"))
