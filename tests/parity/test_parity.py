@@ -169,6 +169,23 @@ def test_taylorseer_schedule(pair, reports):
     assert (out - ref).abs().max().item() < 0.25 * ref.abs().max().item()
 
 
+def test_taylorseer_lite_predicts_what_diffusers_lite_predicts(pair, reports):
+    """diffusers' lite mode skips the blocks and predicts proj_out; CacheKit's lite predicts the raw model
+    output, which is proj_out unpatchified (a rearrangement the expansion commutes with): same decisions
+    and, with float32 factors, the same latents up to float rounding."""
+    from diffusers import TaylorSeerCacheConfig
+
+    steps = 12
+    config = TaylorSeerCacheConfig(cache_interval=3, disable_cache_before_step=2, max_order=1, taylor_factors_dtype=torch.float32,
+                                   use_lite_mode=True)
+    ref, ref_steps = diffusers_run(pair, config, steps, lambda m: m.transformer_blocks[0].attn.to_q)
+    patched = comfy_node("CacheKitTaylorSeerCache", pair[1], cache_interval=3, disable_cache_before_step=2, max_order=1,
+                         taylor_factors_dtype="float32", mode="lite")
+    out, our_steps = comfy_run(pair, patched, steps, reports)
+    assert our_steps == ref_steps and ref_steps.count("reused") == 7
+    assert (out - ref).abs().max().item() < 1e-3
+
+
 def test_faster_cache_attention_on_a_distilled_model(pair, reports):
     """Guidance-distilled Flux at cfg 1: only the attention part acts (no unconditional branch).
     diffusers' window starts after step 0 (inside it, its first call has no cache and fails)."""
