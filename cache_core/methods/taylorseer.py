@@ -43,17 +43,16 @@ from typing import Any, Hashable, Optional, Sequence
 import torch
 
 from ..families.table import OUTPUT, STACK, TAYLORSEER, Family
-from ..runtime import trees
 from ..runtime.forward import ForwardContext
 from ..settings import COMBO, INT, check_settings, setting
 from .spec import MethodSpec, Placement, stack_or_model
+from .forecast import TreeForecast
 from .taylor_series import EXPANSIONS, TaylorSeries
 
 FACTOR_DTYPES: dict[str, Optional[torch.dtype]] = {
     "auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,
 }
 MODES = ("lite", "blocks")
-_LEAF = torch.empty(0)  # marks a leaf in a kept tree's structure
 MAX_ORDER = 4
 MAX_STEP = 10000
 NEVER = -1
@@ -186,7 +185,7 @@ class TaylorSeerRun:
         self.sample_sigmas = tuple(float(s) for s in sample_sigmas)
         self.predicts = predicted_steps(max(len(self.sample_sigmas) - 1, 0), config)
         self.last_predicted_step = max((i for i, p in enumerate(self.predicts) if p), default=-1)
-        self.series: dict[tuple[Hashable, ...], dict[str, Any]] = {}
+        self.forecast = TreeForecast(lambda leaf: TaylorSeries(config.max_order, config.factor_dtype or leaf.dtype, config.expansion))
         self._positions: dict[float, float] = {}
 
     def position(self, sigma: float) -> float:
@@ -244,35 +243,19 @@ class TaylorSeerRun:
 
     def predict(self, ctx: ForwardContext, name: str) -> Any:
         """The tree `name` extrapolated to this evaluation's position, or None without history."""
-        kept = self.series.get(self.layout(ctx), {}).get(name)
-        if kept is None:
-            return None
-        template, series = kept
-        if any(one.shape is None for one in series):
-            return None
-        position = self.position(ctx.sigma)
-        predicted = iter([one.predict(position) for one in series])
-        return trees.tree_map(lambda _: next(predicted), template)
+        return self.forecast.predict(self.layout(ctx), name, self.position(ctx.sigma))
 
     def update(self, ctx: ForwardContext, name: str, value: Any, copy: bool) -> None:
         """Add a computed tree at this evaluation's position."""
-        position = self.position(ctx.sigma)
-        layout = self.series.setdefault(self.layout(ctx), {})
-        values = trees.leaves(value)
-        kept = layout.get(name)
-        if kept is None or len(kept[1]) != len(values):
-            series = [TaylorSeries(self.config.max_order, self.config.factor_dtype or leaf.dtype, self.config.expansion) for leaf in values]
-            kept = layout[name] = (trees.tree_map(lambda t: _LEAF, value), series)
-        for one, leaf in zip(kept[1], values):
-            one.update(leaf, position, copy=copy)
+        self.forecast.learn(self.layout(ctx), name, value, self.position(ctx.sigma), copy)
 
     def cache_bytes(self) -> int:
         """Bytes of cached tensors held now: (orders kept) x (value size) per leaf per batch layout."""
-        return sum(one.nbytes() for layout in self.series.values() for _, series in layout.values() for one in series)
+        return self.forecast.nbytes()
 
     def close(self, run: Any) -> None:
         """Free every cached tensor."""
-        self.series.clear()
+        self.forecast.clear()
         self._positions.clear()
 
 

@@ -165,7 +165,7 @@ def test_auto_factors_keep_the_values_dtype():
     run = TaylorSeerRun(TaylorSeerConfig(disable_cache_before_step=1, cache_interval=2, mode="lite"), sigmas + [0.0])
     ctx = _context(0, 1.0, "c")
     run.learn_output(ctx, None, torch.ones(1, 2, dtype=torch.float64))
-    (_, series), = run.series[run.layout(ctx)].values()
+    (_, series), = run.forecast.kept[run.layout(ctx)].values()
     assert series[0].factors[0].dtype == torch.float64
 
 
