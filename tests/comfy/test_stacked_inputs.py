@@ -21,6 +21,7 @@ AGGRESSIVE = {
     "CacheKitPyramidAttentionBroadcast": dict(spatial_attention_start_percent=0.0, spatial_attention_end_percent=1.0),
     "CacheKitFasterCache": {},
     "CacheKitTaylorSeerCache": dict(disable_cache_before_step=1, cache_interval=3),
+    "CacheKitHybridBlockCache": dict(residual_diff_threshold=0.5, warmup_steps=1),
 }
 
 

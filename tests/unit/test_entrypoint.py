@@ -10,7 +10,7 @@ from harness.packages import REPO
 
 NODE_IDS = {
     "CacheKitFirstBlockCache", "CacheKitPyramidAttentionBroadcast", "CacheKitFasterCache",
-    "CacheKitTaylorSeerCache", "CacheKitMagCache", "CacheKitMagCacheCalibrate",
+    "CacheKitTaylorSeerCache", "CacheKitMagCache", "CacheKitMagCacheCalibrate", "CacheKitHybridBlockCache",
 }
 
 
