@@ -12,6 +12,10 @@ Two ways to reach an attention computation without copying a model forward:
   `comfy.ldm.flux.math.attention`). The block's `patches_replace["dit"]` entry installs an
   `optimized_attention_override` for that block only, so a reuse skips the attention kernel
   (q/k/v projections, norms and RoPE still run).
+- FORWARD_KERNEL: the family has no block patch points, but its attention calls pass
+  `transformer_options` on to ComfyUI's attention functions. The forward's context installs one
+  `optimized_attention_override` for the whole forward; each kernel call is a site, numbered in
+  call order (the same every forward). A reuse skips the kernel.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ ATTENTION_KINDS = (SPATIAL, TEMPORAL, CROSS)
 
 MODULE_FORWARD = "module_forward"
 BLOCK_KERNEL = "block_kernel"
+FORWARD_KERNEL = "forward_kernel"
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,9 @@ class AttentionSites:
 
     block_list: attribute of the diffusion model holding the blocks (an nn.ModuleList).
     kind: SPATIAL, TEMPORAL or CROSS.
-    via: MODULE_FORWARD (object patch on `<block_list>.<i>.<module>.forward`) or BLOCK_KERNEL
-        (attention override installed by the block's `patches_replace[("dit", (replace_name, i))]`).
+    via: MODULE_FORWARD (object patch on `<block_list>.<i>.<module>.forward`), BLOCK_KERNEL
+        (attention override installed by the block's `patches_replace[("dit", (replace_name, i))]`)
+        or FORWARD_KERNEL (one override for the whole forward; block_list is "").
     module: the attention submodule of each block (MODULE_FORWARD only).
     replace_name: the block's name in `patches_replace["dit"]` keys (BLOCK_KERNEL only).
     """

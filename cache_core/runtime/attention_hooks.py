@@ -19,7 +19,7 @@ from typing import Any, Callable, Hashable, Optional, Protocol
 
 import torch
 
-from ..families.attention_sites import BLOCK_KERNEL, MODULE_FORWARD, attention_sites
+from ..families.attention_sites import BLOCK_KERNEL, FORWARD_KERNEL, MODULE_FORWARD, attention_sites
 from ..families.table import Family
 from .branches import BranchStore
 from .forward import Chunk, ForwardContext, forward_context
@@ -149,6 +149,8 @@ def install_attention_hooks(patched: Any, family: Family, key: str, kinds: froze
 
     count = 0
     for sites in attention_sites(family, kinds):
+        if sites.via == FORWARD_KERNEL:
+            continue  # installed per forward (forward_attention_override)
         blocks = len(patched.get_model_object(f"diffusion_model.{sites.block_list}"))
         for index in range(blocks):
             if sites.via == MODULE_FORWARD:
@@ -162,6 +164,15 @@ def install_attention_hooks(patched: Any, family: Family, key: str, kinds: froze
                 patched.set_model_patch_replace(hook, "dit", sites.replace_name, index)
             count += 1
     return count
+
+
+def forward_attention_override(family: Family, key: str, kinds: frozenset[str], options: dict) -> Optional[Any]:
+    """For a FORWARD_KERNEL family: the override numbering every attention kernel call of one forward
+    (`options` is the call's transformer_options, holding its context); None for other families."""
+    sites = [s for s in attention_sites(family, kinds) if s.via == FORWARD_KERNEL]
+    if not sites:
+        return None
+    return KernelOverride(key, ("forward",), sites[0].kind, options, options.get("optimized_attention_override"))
 
 
 # --- per-branch bookkeeping shared by attention caches -------------------------------------------

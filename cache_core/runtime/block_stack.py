@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import torch
 
-from ..families.table import BlockList, Family
+from ..families.table import OBJECT, REPLACE, BlockList, Family
 from . import trees
 from .forward import ForwardContext, forward_context
 
@@ -119,8 +119,31 @@ class StackBlockHook:
         return _after_block(self, args, out)
 
 
+@dataclass(frozen=True)
+class StackBlockPatch:
+    """The object patch on one block module's `forward` (families without block patch points):
+    the block's first argument is its stream, `transformer_options` comes as a keyword, and it
+    returns the new stream. `inner` is the forward it replaces."""
+
+    key: str
+    family: Family
+    at: StackPosition
+    inner: Callable[..., Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args:
+            return self.inner(*args, **kwargs)
+        stream = self.at.block_list.outputs[0]
+        payload = {stream: args[0], "transformer_options": kwargs.get("transformer_options")}
+        action, result = _before_block(self, payload)
+        if action != COMPUTE:
+            return result[stream]
+        out = self.inner(*args, **kwargs)
+        return _after_block(self, payload, {stream: out})[stream]
+
+
 @torch.compiler.disable
-def _before_block(hook: StackBlockHook, args: dict[str, Any]) -> tuple[int, Any]:
+def _before_block(hook: Any, args: dict[str, Any]) -> tuple[int, Any]:
     ctx = forward_context(args.get("transformer_options"), hook.key)
     if ctx is None:
         return COMPUTE, None
@@ -175,7 +198,7 @@ def _decide(ctx: ForwardContext, walk: StackWalk, method: StackMethod, args: dic
     with run.lock:
         reuse = ctx.decisions.get("stack")
         if reuse is None:
-            lead = front[ctx.lead.rows] if front is not None else None
+            lead = front[ctx.lead.rows] if front is not None and len(ctx.chunks) > 1 else front
             reuse = bool(method.decide(ctx, lead))
             ctx.decisions["stack"] = reuse
         walk.replay = method.middle(ctx) if reuse else None
@@ -183,7 +206,7 @@ def _decide(ctx: ForwardContext, walk: StackWalk, method: StackMethod, args: dic
 
 
 @torch.compiler.disable
-def _after_block(hook: StackBlockHook, args: dict[str, Any], out: Streams) -> Streams:
+def _after_block(hook: Any, args: dict[str, Any], out: Streams) -> Streams:
     ctx = forward_context(args.get("transformer_options"), hook.key)
     if ctx is None or not ctx.caching:
         return out
@@ -303,6 +326,11 @@ def install_stack_hooks(patched: Any, family: Family, key: str) -> int:
 
     lengths = block_list_lengths(patched, family)
     for at in stack_positions(family, lengths):
+        if at.block_list.via == OBJECT:
+            path = f"diffusion_model.{at.block_list.attr}.{at.index}.forward"
+            inner = strip_key(patched.get_model_object(path), key)
+            patched.add_object_patch(path, StackBlockPatch(key=key, family=family, at=at, inner=inner))
+            continue
         inner = strip_key(existing_block_patch(patched, at.block_list.replace_name, at.index), key)
         hook = StackBlockHook(key=key, family=family, at=at, inner=inner)
         patched.set_model_patch_replace(hook, "dit", at.block_list.replace_name, at.index)

@@ -113,8 +113,10 @@ class ReplayCache:
         return self.store.get("middle", ctx.chunks, ctx.device)
 
     def output(self, ctx, x: trees.Tree) -> trees.Tree:
-        """The stored model output for this forward's batch (None when a branch has none)."""
-        return self.store.get("output", ctx.chunks, ctx.device)
+        """A copy of the stored model output for this forward's batch (None when a branch has none);
+        a copy, since model code may change its output in place (MiniMax rewrites its audio part)."""
+        value = self.store.get("output", ctx.chunks, ctx.device)
+        return trees.clone(value) if value is not None else None
 
     def keep(self, ctx, name: str, value: trees.Tree) -> None:
         """Store `value` (whole batch) as the newest `name` of this forward's branches."""

@@ -1,11 +1,15 @@
-"""The model level: reusing or predicting the whole diffusion-model output, through DIFFUSION_MODEL.
+"""The model level: reusing or predicting the whole diffusion-model output.
 
-The DIFFUSION_MODEL wrapper sees the model's own input and raw output (model space: velocity,
-noise, or what the family's `_forward` returns; not APPLY_MODEL's denoised x0), for every family
-whose forward goes through it, with each family's own arguments. Inputs and outputs may be tensor
-trees (LTX-2 passes [video, audio]). Once per model evaluation the method decides; on a reuse the
-model does not run and the method's output for this batch is returned; a computed output is handed
-to the method to learn from.
+Where a family's forward goes through the DIFFUSION_MODEL wrapper, that wrapper sees the model's
+own input and raw output (model space: velocity, noise, or what the family's `_forward` returns;
+not APPLY_MODEL's denoised x0), with each family's own arguments; inputs and outputs may be tensor
+trees (LTX-2 passes [video, audio]). Every other family is reached at APPLY_MODEL, whose denoised
+output is mapped back to model space through the model's own sampling (denoised is linear in the
+model output: denoised = a(sigma) x + b(sigma) output for every ComfyUI model_sampling), so the
+method sees the same quantity at the same scale. Once per model evaluation the method decides; on
+a reuse the model does not run and the method's output for this batch is used; a computed output
+is handed to the method to learn from. Reused outputs are copies: model code may change its output
+in place.
 """
 from __future__ import annotations
 
@@ -91,3 +95,48 @@ def _after_output(ctx: ForwardContext, x: Any, out: Any) -> None:
 def output_reached(ctx: ForwardContext) -> bool:
     """Whether the model-level hook saw the forward's context."""
     return bool(ctx.scratch.get("output_reached"))
+
+
+def _denoised_scale(model_sampling: Any, sigma: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a x, b) with denoised = a x + b * model_output at `sigma`, from ComfyUI's own calculate_denoised."""
+    zero = torch.zeros_like(x)
+    ax = model_sampling.calculate_denoised(sigma, zero, x)
+    b = model_sampling.calculate_denoised(sigma, torch.ones_like(x), zero)
+    return ax, b
+
+
+def denoised_through_model_output(executor: Any, args: tuple, kwargs: dict, ctx: ForwardContext) -> Any:
+    """APPLY_MODEL at model level: answer with the method's model output turned into denoised, or run
+    the model and show the method its output in model space."""
+    x, sigma = args[0], args[1]
+    model_sampling = getattr(executor.class_obj, "model_sampling", None)
+    if not isinstance(x, torch.Tensor) or model_sampling is None:
+        return executor(*args, **kwargs)
+    ctx.scratch["output_reached"] = True
+    reused = _reuse_at_apply(ctx, x)
+    if reused is not None:
+        return model_sampling.calculate_denoised(sigma, reused.to(x.dtype), x)
+    denoised = executor(*args, **kwargs)
+    if ctx.caching and isinstance(denoised, torch.Tensor) and denoised.shape == x.shape:
+        ax, b = _denoised_scale(model_sampling, sigma, x)
+        if bool((b != 0).all()):
+            _after_output(ctx, x, (denoised - ax) / b)
+    return denoised
+
+
+@torch.compiler.disable
+def _reuse_at_apply(ctx: ForwardContext, x: torch.Tensor) -> Optional[torch.Tensor]:
+    if not ctx.caching:
+        ctx.count(computed=True)
+        return None
+    run = ctx.run
+    with run.lock:
+        reuse = ctx.decisions.get("output")
+        if reuse is None:
+            reuse = bool(run.state.decide_output(ctx))
+            ctx.decisions["output"] = reuse
+        out = run.state.output(ctx, x) if reuse else None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        out = None
+    ctx.count(computed=out is None)
+    return out

@@ -14,11 +14,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..families.table import OUTPUT, STACK
+from ..families.table import APPLY, ATTENTION, OUTPUT, REPLACE, STACK
+from .attention_hooks import forward_attention_override
 from .block_stack import StackShapeMismatch, forward_was_consistent, stack_reached
 from .forward import BASELINE, forward_signature
 from .install import MINIMUM_COMFYUI
-from .model_output import output_reached
+from .model_output import denoised_through_model_output, output_reached
 from .run import CacheSpec, SamplingRun
 
 log = logging.getLogger("CacheKit")
@@ -103,9 +104,12 @@ class ForwardHook:
         has_control = (args[4] if len(args) > 4 else kwargs.get("control")) is not None
         first = run.report.forwards == 0
         ctx = run.open_forward(options, args[0], has_control)
-        call_args, call_kwargs = _with_options(args, kwargs, {**options, self.key: ctx})
+        call_args, call_kwargs = _with_options(args, kwargs, _call_options(run, options, ctx, self.key))
         try:
-            out = executor(*call_args, **call_kwargs)
+            if OUTPUT in run.spec.sites and run.spec.family.model_tier == APPLY:
+                out = denoised_through_model_output(executor, call_args, call_kwargs, ctx)
+            else:
+                out = executor(*call_args, **call_kwargs)
             failure = None if forward_was_consistent(ctx) else "the model did not reach its last cached block after a reuse"
         except StackShapeMismatch as err:
             out, failure = None, str(err)
@@ -121,11 +125,22 @@ class ForwardHook:
         # The reused forward could not be completed: run it again with caching off.
         run.disable(failure)
         ctx = run.open_forward(options, args[0], has_control)
-        call_args, call_kwargs = _with_options(args, kwargs, {**options, self.key: ctx})
+        call_args, call_kwargs = _with_options(args, kwargs, _call_options(run, options, ctx, self.key))
         try:
             return executor(*call_args, **call_kwargs)
         finally:
             run.close_forward(ctx)
+
+
+def _call_options(run: SamplingRun, options: dict, ctx: Any, key: str) -> dict:
+    """The transformer_options the forward runs with: a copy holding its context (and, for families
+    reached by one attention override per forward, that override)."""
+    call = {**options, key: ctx}
+    if ATTENTION in run.spec.sites:
+        override = forward_attention_override(run.spec.family, key, run.spec.method.attention_kinds(run.spec.config), call)
+        if override is not None:
+            call["optimized_attention_override"] = override
+    return call
 
 
 def _check_stack_hooks(run: SamplingRun, options: dict) -> None:
@@ -141,7 +156,7 @@ def _check_stack_hooks(run: SamplingRun, options: dict) -> None:
 
     installed = ((options.get("patches_replace") or {}).get("dit") or {}).values()
     found = sum(1 for entry in installed if has_hook(entry))
-    expected = sum(run.spec.stack_lengths.values())
+    expected = sum(run.spec.stack_lengths.get(bl.attr, 0) for bl in run.spec.family.block_lists if bl.via == REPLACE)
     if found != expected:
         run.disable(f"{expected - found} of its {run.spec.family.name} block patches were replaced by a node applied after it")
 
