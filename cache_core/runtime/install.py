@@ -63,7 +63,7 @@ def placement(spec: Any, config: Any, model: Any) -> tuple[Optional[Family], fro
         return None, f"model family {describe_model(model)} is not supported"
     placed = spec.place(config, family)
     if isinstance(placed, str):
-        return family, f"model family {family.name} is not supported ({placed})"
+        return family, f"model family {family.name} ({describe_model(model)}) is not supported ({placed})"
     return family, placed
 
 

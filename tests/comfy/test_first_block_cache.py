@@ -128,7 +128,8 @@ def test_unsupported_family_passes_through_with_one_warning(tiny, caplog):
         result = fbc(model)
     assert result is model
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "WAN21_Vace" in warnings[0] and "passes through unchanged" in warnings[0]
+    assert len(warnings) == 1 and "WanVACE (WAN21_Vace" in warnings[0] and "passes through unchanged" in warnings[0]
+    assert "VACE hints" in warnings[0]  # the reason
 
 
 def test_bad_widget_values_raise_clear_errors(tiny):
