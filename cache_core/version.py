@@ -1,3 +1,3 @@
 """CacheKit's version (kept in step with pyproject.toml)."""
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
