@@ -51,11 +51,11 @@ def to_comfy_flux(diffusers_model: Any) -> Any:
     import comfy.model_patcher
     import comfy.supported_models
 
-    config = dict(
-        image_model="flux", in_channels=16, out_channels=16, vec_in_dim=POOLED_DIM, context_in_dim=CONTEXT_DIM,
-        hidden_size=HEADS * HEAD_DIM, mlp_ratio=4.0, num_heads=HEADS, depth=DEPTH, depth_single_blocks=SINGLE,
-        axes_dim=list(AXES), theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True,
-    )
+    from harness.tiny_models import flux_blueprint, tiny_config
+
+    # this ComfyUI's own Flux config (detected from a probe of its Flux class), only the sizes set (harness/tiny_models.py)
+    config = tiny_config(flux_blueprint(vec_in_dim=POOLED_DIM, context_in_dim=CONTEXT_DIM, hidden_size=HEADS * HEAD_DIM,
+                                        num_heads=HEADS, depth=DEPTH, depth_single_blocks=SINGLE, axes_dim=list(AXES)))
     model_config = comfy.supported_models.Flux(config)
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
