@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .table import ATTENTION, COND_BATCH, FAMILIES, MAG_CACHE, OUTPUT, STACK, Family
 
+NEW = " †"  # marks families that came after ComfyUI 0.3.64 (in 0.33, not in 0.3.60)
 START = "<!-- support-matrix:start -->"
 END = "<!-- support-matrix:end -->"
 
@@ -56,7 +57,7 @@ def support_matrix_markdown() -> str:
     gaps = []
     for family in FAMILIES:
         cells = [cell(spec, family) for spec in specs]
-        lines.append(f"| {family.name} | " + " | ".join(c[0] for c in cells) + " |")
+        lines.append(f"| {family.name}{NEW if family.since_033 else ''} | " + " | ".join(c[0] for c in cells) + " |")
         missing = [(spec.name, reason) for spec, (label, reason) in zip(specs, cells) if label == "no"]
         reasons = {reason for _, reason in missing}
         if len(missing) == len(specs) and len(reasons) == 1:
@@ -67,6 +68,7 @@ def support_matrix_markdown() -> str:
     lines.append("")
     lines.append("Families reached per method: " + ", ".join(f"{m} {n}/{len(FAMILIES)}" for m, n in counts.items())
                  + f"; accelerated by at least one method: {len(accelerated())}/{len(FAMILIES)}.")
+    lines.append("† came after ComfyUI 0.3.64: in ComfyUI 0.33, not in 0.3.60. Every other row holds for both releases.")
     lines.append("Cells: block = the block stack (ComfyUI block patches), model = the whole model output (DIFFUSION_MODEL "
                  "wrapper), attention = attention sites, cfg = the negative branch estimated from the positive one.")
     if gaps:

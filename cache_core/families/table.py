@@ -63,6 +63,7 @@ class Family:
     loop_patches: `transformer_options["patches"]` entries the model applies between blocks; while
         one is set, nothing is skipped (the stack's residual would no longer be the blocks' alone).
     cfg_estimation: the negative branch may run on its own (FasterCache's CFG estimate).
+    since_033: the family came after ComfyUI 0.3.64 (in 0.33, not in 0.3.60).
     reasons: per site the family lacks, the reason shown to users.
     """
 
@@ -75,6 +76,7 @@ class Family:
     attention: tuple[AttentionSites, ...] = ()
     loop_patches: tuple[str, ...] = ()
     cfg_estimation: bool = True
+    since_033: bool = False
     notes: str = ""
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -160,25 +162,25 @@ def _wan(name: str, cls: str, notes: str = "", **kwargs: Any) -> Family:
                   attention=_WAN_ATTENTION, loop_patches=("double_block",), notes=notes, **kwargs)
 
 
-def _wan_injecting(name: str, cls: str, what: str) -> Family:
+def _wan_injecting(name: str, cls: str, what: str, **kwargs: Any) -> Family:
     """A Wan variant that adds into the stream between blocks: no block skipping."""
     return Family(name=name, module_class=f"comfy.ldm.wan.{cls}", model_tier=DM, attention=_WAN_ATTENTION,
-                  reasons={STACK: f"it adds {what} into the stream between blocks, so skipped blocks would miss them"})
+                  reasons={STACK: f"it adds {what} into the stream between blocks, so skipped blocks would miss them"}, **kwargs)
 
 
 FAMILIES: tuple[Family, ...] = (
     # --- Flux and its relatives (ComfyUI's Flux class; Flux.2 and others are told apart by their params) ---
     Family(
-        name="Flux2", module_class="comfy.ldm.flux.model.Flux", variant=_FLUX2, block_lists=_FLUX_BLOCKS, model_tier=DM,
+        name="Flux2", since_033=True, module_class="comfy.ldm.flux.model.Flux", variant=_FLUX2, block_lists=_FLUX_BLOCKS, model_tier=DM,
         joint_order=("txt", "img"), attention=_FLUX_ATTENTION,
         notes="Flux.2 dev and Klein 4B / 9B (global modulation: the blocks' vec is a tuple of modulations).",
     ),
     Family(
-        name="Ovis-Image", module_class="comfy.ldm.flux.model.Flux", variant=_OVIS, block_lists=_FLUX_BLOCKS, model_tier=DM,
+        name="Ovis-Image", since_033=True, module_class="comfy.ldm.flux.model.Flux", variant=_OVIS, block_lists=_FLUX_BLOCKS, model_tier=DM,
         joint_order=("txt", "img"), attention=_FLUX_ATTENTION,
     ),
     Family(
-        name="LongCat-Image", module_class="comfy.ldm.flux.model.Flux", variant=_LONGCAT, block_lists=_FLUX_BLOCKS,
+        name="LongCat-Image", since_033=True, module_class="comfy.ldm.flux.model.Flux", variant=_LONGCAT, block_lists=_FLUX_BLOCKS,
         model_tier=DM, joint_order=("txt", "img"), attention=_FLUX_ATTENTION,
     ),
     Family(
@@ -196,7 +198,7 @@ FAMILIES: tuple[Family, ...] = (
         notes="Pixel-space Chroma: the NeRF head after the blocks always runs.",
     ),
     Family(
-        name="HunyuanVideo15", module_class="comfy.ldm.hunyuan_video.model.HunyuanVideo", variant=_HUNYUAN_VIDEO_15,
+        name="HunyuanVideo15", since_033=True, module_class="comfy.ldm.hunyuan_video.model.HunyuanVideo", variant=_HUNYUAN_VIDEO_15,
         block_lists=_FLUX_BLOCKS, model_tier=DM, joint_order=("txt", "img"), attention=_FLUX_ATTENTION,
         notes="HunyuanVideo 1.5 (720p / 480p, I2V, SR distilled).",
     ),
@@ -214,14 +216,14 @@ FAMILIES: tuple[Family, ...] = (
     _wan("Wan", "model.WanModel", notes="Wan 2.1 and Wan 2.2 (5B, and each A14B expert as its own run), FlowRVS."),
     _wan("WanCamera", "model.CameraWanModel"),
     _wan("WanHuMo", "model.HumoWanModel"),
-    _wan("WanSCAIL", "model.SCAILWanModel"),
-    _wan("WanSCAIL2", "model.SCAIL2WanModel"),
+    _wan("WanSCAIL", "model.SCAILWanModel", since_033=True),
+    _wan("WanSCAIL2", "model.SCAIL2WanModel", since_033=True),
     _wan_injecting("WanVACE", "model.VaceWanModel", "VACE hints"),
     _wan_injecting("WanS2V", "model.WanModel_S2V", "audio features"),
-    _wan_injecting("WanDancer", "model_wandancer.WanDancerModel", "music features"),
+    _wan_injecting("WanDancer", "model_wandancer.WanDancerModel", "music features", since_033=True),
     _wan_injecting("WanAnimate", "model_animate.AnimateWanModel", "face-adapter features"),
-    _wan_injecting("WanAnimate2", "model_animate2.WanAnimate2Model", "pose-branch features"),
-    Family(name="WanCausalAR", module_class="comfy.ldm.wan.ar_model.CausalWanModel", model_tier="", cfg_estimation=False,
+    _wan_injecting("WanAnimate2", "model_animate2.WanAnimate2Model", "pose-branch features", since_033=True),
+    Family(name="WanCausalAR", since_033=True, module_class="comfy.ldm.wan.ar_model.CausalWanModel", model_tier="", cfg_estimation=False,
            reasons={STACK: _KV_CACHE, OUTPUT: _KV_CACHE, ATTENTION: _KV_CACHE, COND_BATCH: _KV_CACHE}),
     # --- Qwen-Image and its relatives ---
     Family(
@@ -230,15 +232,15 @@ FAMILIES: tuple[Family, ...] = (
         notes="Qwen-Image, its edits (2509, 2511), Layered and 2512 (reference latents ride along in the image stream).",
     ),
     Family(
-        name="MageFlow", module_class="comfy.ldm.mage_flow.model.MageFlowTransformer2DModel", block_lists=_DOUBLE_STREAM,
+        name="MageFlow", since_033=True, module_class="comfy.ldm.mage_flow.model.MageFlowTransformer2DModel", block_lists=_DOUBLE_STREAM,
         model_tier=DM, attention=_kernel("transformer_blocks"), loop_patches=("double_block",),
     ),
     Family(
-        name="Lens", module_class="comfy.ldm.lens.model.LensTransformer2DModel", block_lists=_DOUBLE_STREAM,
+        name="Lens", since_033=True, module_class="comfy.ldm.lens.model.LensTransformer2DModel", block_lists=_DOUBLE_STREAM,
         model_tier=DM, attention=_kernel("transformer_blocks"), loop_patches=("double_block",),
     ),
     Family(
-        name="JoyImage", module_class="comfy.ldm.joyimage.model.JoyImageTransformer3DModel",
+        name="JoyImage", since_033=True, module_class="comfy.ldm.joyimage.model.JoyImageTransformer3DModel",
         block_lists=(BlockList("double_blocks", "double_block", ("img", "txt")),), model_tier=DM, attention=_kernel("double_blocks"),
         notes="JoyImage and JoyImage-Edit.",
     ),
@@ -252,7 +254,7 @@ FAMILIES: tuple[Family, ...] = (
         ),
     ),
     Family(
-        name="LTX-2", module_class="comfy.ldm.lightricks.av_model.LTXAVModel",
+        name="LTX-2", since_033=True, module_class="comfy.ldm.lightricks.av_model.LTXAVModel",
         block_lists=(BlockList("transformer_blocks", "double_block", ("img",)),), model_tier=DM,
         attention=(
             AttentionSites("transformer_blocks", SPATIAL, MODULE_FORWARD, module="attn1"),
@@ -264,7 +266,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
     # --- other families with block patch points ---
     Family(
-        name="MiniMaxH3", module_class="comfy.ldm.minimax.model.MiniMaxH3Model",
+        name="MiniMaxH3", since_033=True, module_class="comfy.ldm.minimax.model.MiniMaxH3Model",
         block_lists=(BlockList("blocks", "double_block", ("img",)),), model_tier=DM,
         attention=(AttentionSites("blocks", SPATIAL, MODULE_FORWARD, module="attn"),),
         notes="Audio + video in one packed stream without a batch axis (the model runs one branch per forward).",
@@ -299,12 +301,12 @@ FAMILIES: tuple[Family, ...] = (
         notes="Z-Image (Turbo, Base, Omni), Lumina 2 and NewBie: the main layers (the refiners before them always run).",
     ),
     Family(
-        name="Z-Image PixelSpace", module_class="comfy.ldm.lumina.model.NextDiTPixelSpace",
+        name="Z-Image PixelSpace", since_033=True, module_class="comfy.ldm.lumina.model.NextDiTPixelSpace",
         block_lists=(BlockList("layers", "", ("img",), via=OBJECT),), model_tier=DM,
         attention=(AttentionSites("layers", SPATIAL, MODULE_FORWARD, module="attention"),), loop_patches=("double_block",),
     ),
     Family(
-        name="Kandinsky5", module_class="comfy.ldm.kandinsky5.model.Kandinsky5",
+        name="Kandinsky5", since_033=True, module_class="comfy.ldm.kandinsky5.model.Kandinsky5",
         block_lists=(BlockList("visual_transformer_blocks", "", ("x",), via=OBJECT),), model_tier=DM,
         attention=(
             AttentionSites("visual_transformer_blocks", SPATIAL, MODULE_FORWARD, module="self_attention"),
@@ -315,19 +317,19 @@ FAMILIES: tuple[Family, ...] = (
     ),
     # --- model level and attention only ---
     Family(
-        name="HiDream-O1", module_class="comfy.ldm.hidream_o1.model.HiDreamO1Transformer", model_tier=DM,
+        name="HiDream-O1", since_033=True, module_class="comfy.ldm.hidream_o1.model.HiDreamO1Transformer", model_tier=DM,
         attention=_FORWARD_ATTENTION,
         reasons={STACK: "installing block patches turns off its own prompt key/value cache, which would cost more than "
                         "skipping blocks saves"},
     ),
-    Family(name="CogVideoX", module_class="comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel", model_tier=DM,
+    Family(name="CogVideoX", since_033=True, module_class="comfy.ldm.cogvideo.model.CogVideoXTransformer3DModel", model_tier=DM,
            attention=_FORWARD_ATTENTION),
-    Family(name="Anima", module_class="comfy.ldm.anima.model.Anima", model_tier=DM, attention=_FORWARD_ATTENTION),
-    Family(name="Krea2", module_class="comfy.ldm.krea2.model.SingleStreamDiT", model_tier=DM, attention=_FORWARD_ATTENTION),
-    Family(name="Ideogram4", module_class="comfy.ldm.ideogram4.model.Ideogram4Transformer2DModel", model_tier=DM,
+    Family(name="Anima", since_033=True, module_class="comfy.ldm.anima.model.Anima", model_tier=DM, attention=_FORWARD_ATTENTION),
+    Family(name="Krea2", since_033=True, module_class="comfy.ldm.krea2.model.SingleStreamDiT", model_tier=DM, attention=_FORWARD_ATTENTION),
+    Family(name="Ideogram4", since_033=True, module_class="comfy.ldm.ideogram4.model.Ideogram4Transformer2DModel", model_tier=DM,
            attention=_FORWARD_ATTENTION),
-    Family(name="PixelDiT", module_class="comfy.ldm.pixeldit.model.PixDiT_T2I", model_tier=DM, attention=_FORWARD_ATTENTION),
-    Family(name="PiD", module_class="comfy.ldm.pixeldit.pid.PidNet", model_tier=DM, attention=_FORWARD_ATTENTION),
+    Family(name="PixelDiT", since_033=True, module_class="comfy.ldm.pixeldit.model.PixDiT_T2I", model_tier=DM, attention=_FORWARD_ATTENTION),
+    Family(name="PiD", since_033=True, module_class="comfy.ldm.pixeldit.pid.PidNet", model_tier=DM, attention=_FORWARD_ATTENTION),
     Family(
         name="HiDream", module_class="comfy.ldm.hidream.model.HiDreamImageTransformer2DModel", model_tier=DM,
         attention=_FORWARD_ATTENTION,
@@ -343,12 +345,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(name="ACE-Step", module_class="comfy.ldm.ace.model.ACEStepTransformer2DModel", model_tier=DM,
            attention=_FORWARD_ATTENTION, notes="Only its cross-attention goes through ComfyUI's attention (self-attention is linear)."),
-    Family(name="TripoSplat", module_class="comfy.ldm.triposplat.model.LatentSeqMMFlowModel", model_tier=DM,
+    Family(name="TripoSplat", since_033=True, module_class="comfy.ldm.triposplat.model.LatentSeqMMFlowModel", model_tier=DM,
            attention=_FORWARD_ATTENTION),
     Family(name="StableCascade C", module_class="comfy.ldm.cascade.stage_c.StageC", attention=_FORWARD_ATTENTION),
     Family(name="StableCascade B", module_class="comfy.ldm.cascade.stage_b.StageB", attention=_FORWARD_ATTENTION),
     Family(name="OmniGen2", module_class="comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel", attention=_FORWARD_ATTENTION),
-    Family(name="Boogu", module_class="comfy.ldm.boogu.model.BooguTransformer2DModel", attention=_FORWARD_ATTENTION),
+    Family(name="Boogu", since_033=True, module_class="comfy.ldm.boogu.model.BooguTransformer2DModel", attention=_FORWARD_ATTENTION),
     Family(
         name="StableAudio", module_class="comfy.ldm.audio.dit.AudioDiffusionTransformer", attention=_FORWARD_ATTENTION,
         reasons={STACK: "its block patch path drops the blocks' local conditioning"},
@@ -363,11 +365,11 @@ FAMILIES: tuple[Family, ...] = (
         reasons={STACK: "its block patches get no transformer_options and it keeps U-Net skips",
                  ATTENTION: "its attention does not receive transformer_options"},
     ),
-    Family(name="ERNIE-Image", module_class="comfy.ldm.ernie.model.ErnieImageModel",
+    Family(name="ERNIE-Image", since_033=True, module_class="comfy.ldm.ernie.model.ErnieImageModel",
            reasons={ATTENTION: "its attention does not receive transformer_options"}),
-    Family(name="ACE-Step 1.5", module_class="comfy.ldm.ace.ace_step15.AceStepConditionGenerationModel",
+    Family(name="ACE-Step 1.5", since_033=True, module_class="comfy.ldm.ace.ace_step15.AceStepConditionGenerationModel",
            reasons={ATTENTION: "its attention does not receive transformer_options"}),
-    Family(name="MiniMaxMusic3", module_class="comfy.ldm.minimax_music.dit.MiniMaxMusic3DiT",
+    Family(name="MiniMaxMusic3", since_033=True, module_class="comfy.ldm.minimax_music.dit.MiniMaxMusic3DiT",
            reasons={ATTENTION: "its attention does not receive transformer_options"}),
     Family(
         name="Hunyuan3Dv2_1", module_class="comfy.ldm.hunyuan3dv2_1.hunyuandit.HunYuanDiTPlain", cfg_estimation=False,
@@ -375,7 +377,7 @@ FAMILIES: tuple[Family, ...] = (
                  ATTENTION: "its attention does not receive transformer_options", COND_BATCH: _SWAPS_HALVES},
     ),
     Family(
-        name="SeedVR2", module_class="comfy.ldm.seedvr.model.NaDiT", cfg_estimation=False,
+        name="SeedVR2", since_033=True, module_class="comfy.ldm.seedvr.model.NaDiT", cfg_estimation=False,
         reasons={STACK: "its blocks take packed variable-length streams", ATTENTION: "its attention does not receive transformer_options",
                  COND_BATCH: _SWAPS_HALVES},
     ),

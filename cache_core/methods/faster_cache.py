@@ -327,11 +327,14 @@ def place(config: FasterCacheConfig, family: Family) -> Placement:
     sites = set()
     if config.attention_hooked and ATTENTION in family.sites and attention_sites(family, {SPATIAL}):
         sites.add(ATTENTION)
-    if config.unconditional_batch_skip_range > 1:
+    if config.unconditional_batch_skip_range > 1 and COND_BATCH in family.sites:
         sites.add(COND_BATCH)
-    if config.attention_hooked and ATTENTION not in sites and COND_BATCH not in sites:
-        return family.reason(ATTENTION)
-    return frozenset(sites or {COND_BATCH})
+    if sites:
+        return frozenset(sites)
+    if not config.attention_hooked and config.unconditional_batch_skip_range <= 1:
+        return frozenset({COND_BATCH}) if COND_BATCH in family.sites else frozenset({ATTENTION})  # off: nothing is hooked
+    reasons = [family.reason(site) for site in (ATTENTION, COND_BATCH) if site not in family.sites]
+    return "; ".join(reasons)
 
 
 FASTER_CACHE_SPEC = MethodSpec(
