@@ -22,7 +22,7 @@ def cell(spec, family: Family) -> tuple[str, str]:
     if isinstance(placed, str):
         return "no", placed
     label = " + ".join(name for site, name in MECHANISMS if site in placed)
-    if spec.name == MAG_CACHE and not _has_preset(family):
+    if spec.name == MAG_CACHE and (OUTPUT in placed or not _has_preset(family)):  # the published tables are block level
         label += " (calibrate)"
     return label, ""
 
