@@ -66,22 +66,27 @@ def _before_output(key: str, args: tuple, kwargs: dict) -> tuple[Any, Optional[F
     ctx = forward_context(_options_of(key, args, kwargs), key)
     if ctx is None or not args:
         return None, None
+    out = _reused_output(ctx, args[0], fits=lambda value: trees.first_leaf(value) is not None)
+    return (out, None) if out is not None else (None, ctx if ctx.caching else None)
+
+
+def _reused_output(ctx: ForwardContext, x: Any, fits: Any) -> Any:
+    """The method's output for this forward when the evaluation reuses and it `fits`, else None;
+    counts the forward either way."""
     ctx.scratch["output_reached"] = True
-    if not ctx.caching:
-        ctx.count(computed=True)
-        return None, None
-    run = ctx.run
-    with run.lock:
-        reuse = ctx.decisions.get("output")
-        if reuse is None:
-            reuse = bool(run.state.decide_output(ctx))
-            ctx.decisions["output"] = reuse
-        out = run.state.output(ctx, args[0]) if reuse else None
-    if out is not None:
-        ctx.count(computed=False)
-        return out, None
-    ctx.count(computed=True)
-    return None, ctx
+    out = None
+    if ctx.caching:
+        run = ctx.run
+        with run.lock:
+            reuse = ctx.decisions.get("output")
+            if reuse is None:
+                reuse = bool(run.state.decide_output(ctx))
+                ctx.decisions["output"] = reuse
+            out = run.state.output(ctx, x) if reuse else None
+        if out is not None and not fits(out):
+            out = None
+    ctx.count(computed=out is None)
+    return out
 
 
 @torch.compiler.disable
@@ -112,7 +117,6 @@ def denoised_through_model_output(executor: Any, args: tuple, kwargs: dict, ctx:
     model_sampling = getattr(executor.class_obj, "model_sampling", None)
     if not isinstance(x, torch.Tensor) or model_sampling is None:
         return executor(*args, **kwargs)
-    ctx.scratch["output_reached"] = True
     reused = _reuse_at_apply(ctx, x)
     if reused is not None:
         return model_sampling.calculate_denoised(sigma, reused.to(x.dtype), x)
@@ -126,17 +130,4 @@ def denoised_through_model_output(executor: Any, args: tuple, kwargs: dict, ctx:
 
 @torch.compiler.disable
 def _reuse_at_apply(ctx: ForwardContext, x: torch.Tensor) -> Optional[torch.Tensor]:
-    if not ctx.caching:
-        ctx.count(computed=True)
-        return None
-    run = ctx.run
-    with run.lock:
-        reuse = ctx.decisions.get("output")
-        if reuse is None:
-            reuse = bool(run.state.decide_output(ctx))
-            ctx.decisions["output"] = reuse
-        out = run.state.output(ctx, x) if reuse else None
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        out = None
-    ctx.count(computed=out is None)
-    return out
+    return _reused_output(ctx, x, fits=lambda value: isinstance(value, torch.Tensor) and value.shape == x.shape)

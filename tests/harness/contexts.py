@@ -18,3 +18,13 @@ def context(step: int = 0, *, uuids: Sequence[str] = ("c",), rows: int = 1, sigm
         in_window=in_window and caching, evaluation=step + 1 if evaluation is None else evaluation, device=None,
         decisions={} if decisions is None else decisions,
     )
+
+
+def attend(method: Any, ctx: ForwardContext, site: Any, compute: Any, sample: Any) -> Any:
+    """What the runtime's attention hooks do around one attention call of an AttentionPolicy."""
+    reused = method.attention_before(ctx, site, sample)
+    if reused is not None:
+        return reused
+    out = compute()
+    method.attention_after(ctx, site, sample, out)
+    return out

@@ -15,6 +15,7 @@ from cachekit.cache_core.methods.faster_cache import (
 )
 from cachekit.cache_core.runtime.attention_hooks import AttentionSite
 from harness import contexts
+from harness.contexts import attend
 
 SITE = AttentionSite(("blocks", 0, "self_attn"), SPATIAL)
 EVERYWHERE = dict(spatial_attention_start_percent=0.0, unconditional_batch_start_percent=0.0)
@@ -112,15 +113,6 @@ def ctx(step, cond_or_uncond, uuids, decisions=None):
     """A forward of evaluation `step`; forwards of one evaluation share `decisions` (as SamplingRun does)."""
     return contexts.context(step, uuids=uuids, cond_indices=cond_or_uncond, sigma=0.5, progress=0.5, decisions=decisions)
 
-
-def attend(run, context, site, compute, sample):
-    """What the runtime's attention hooks do around one attention call."""
-    reused = run.attention_before(context, site, sample)
-    if reused is not None:
-        return reused
-    out = compute()
-    run.attention_after(context, site, sample, out)
-    return out
 
 
 def test_attention_extrapolates_per_branch_and_only_over_consecutive_evaluations():

@@ -11,6 +11,7 @@ from cachekit.cache_core.methods.pyramid_attention_broadcast import (
 )
 from cachekit.cache_core.runtime.attention_hooks import AttentionSite
 from harness import contexts
+from harness.contexts import attend
 
 SITE = AttentionSite(("blocks", 0, "self_attn"), SPATIAL)
 
@@ -61,15 +62,6 @@ def test_family_sites_are_classified():
 def context(step, cond_or_uncond, uuids, batch_per_chunk=1, in_window=True):
     return contexts.context(step, uuids=uuids, cond_indices=cond_or_uncond, rows=batch_per_chunk, in_window=in_window)
 
-
-def attend(run, ctx, site, compute, sample):
-    """What the runtime's attention hooks do around one attention call."""
-    reused = run.attention_before(ctx, site, sample)
-    if reused is not None:
-        return reused
-    out = compute()
-    run.attention_after(ctx, site, sample, out)
-    return out
 
 
 class Attention:
