@@ -58,6 +58,16 @@ def load_ratios(choice: str) -> tuple[MagRatios, dict[str, str]]:
 
     register_folder()
     path = folder_paths.get_full_path(FOLDER, choice)
-    if path is None:
-        raise ValueError(f"MagCache ratio file '{choice}' was not found in the {FOLDER} folder.")
+    if path is None or not os.path.isfile(path):
+        raise ValueError(f"MagCache ratio file '{choice}' was not found in the {FOLDER} folder "
+                         f"({', '.join(folder_paths.get_folder_paths(FOLDER))}); {_available()}.")
     return load_ratio_file(Path(path))
+
+
+def _available(shown: int = 12) -> str:
+    """What the MagCache node can use instead, for a message: the presets and the calibration files."""
+    files = calibration_files()
+    text = f"choose a built-in table ({', '.join(preset_names())})"
+    if files:
+        text += f" or a calibration file ({', '.join(files[:shown])}{', ...' if len(files) > shown else ''})"
+    return text + ", or write one with MagCache Calibrate"

@@ -104,7 +104,8 @@ def load_ratio_file(path: Path) -> tuple[MagRatios, dict[str, str]]:
             family=metadata.get("family"), source=str(path), level=level,
         )
     except ValueError as err:
-        raise RatioFileError(f"MagCache ratio file '{name}': {err}") from None
+        detail = str(err).removeprefix(f"MagCache ratios '{name}': ")  # the table's own message names the file too
+        raise RatioFileError(f"MagCache ratio file '{name}': {detail}") from None
     return ratios, metadata
 
 
