@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
+from ..cache_core.ratios.ratio_file import check_file_prefix
 from ..cache_core.runtime.install import install_cache, require_wrapper_support
 from ..cache_core.settings import BOOL, COMBO, FLOAT, INT, STRING, Setting, config_from_values, settings_of
 from .ui_report import send_report_to_ui
@@ -79,6 +80,10 @@ Widget = Union[FloatInput, IntInput, BoolInput, StringInput, ComboInput]
 
 MODEL_TOOLTIP = "The diffusion model to accelerate (from a model loader or a LoRA / patch node)."
 
+# Inputs that name a file CacheKit will write: checked as the file system will take the name, when the prompt is
+# queued, so that a run never computes everything to fail when it saves.
+FILE_NAME_INPUTS: dict[str, Callable[[str], None]] = {"filename_prefix": check_file_prefix}
+
 
 def widget_for(name: str, spec: Setting) -> Widget:
     """The widget of one method setting."""
@@ -118,7 +123,11 @@ class NodeDef:
 
     def config(self, **values: Any) -> Any:
         """The method's config from widget values; ValueError names the input and what is valid."""
-        return config_from_values(self.method.config_type, values)
+        config = config_from_values(self.method.config_type, values)
+        for name, check in FILE_NAME_INPUTS.items():
+            if name in {w.id for w in self.widgets}:
+                check(getattr(config, name))
+        return config
 
     def check(self, **values: Any) -> None:
         """Raise ValueError when the widget values are not valid."""

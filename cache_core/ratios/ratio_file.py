@@ -39,14 +39,36 @@ def calibration_tensors(calibration: Calibration) -> dict[str, torch.Tensor]:
     return tensors
 
 
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS, Windows)
+NEW_FILE_SUFFIX = "_00000.safetensors"  # the counter and extension write_new_file adds
+
+
+def check_file_prefix(prefix: str) -> None:
+    """Raise ValueError, naming what is valid, unless write_new_file can make a file from `prefix` (a relative
+    name such as 'wan/t2v'): a file name after the last '/' that is not '.' or '..', and names the file system takes.
+
+    Checked when the prompt is queued, so a calibration never computes a whole run to fail at the end."""
+    parts = prefix.split("/")
+    stem = parts[-1]
+    longest = NAME_MAX - len(NEW_FILE_SUFFIX.encode())
+    if not stem or stem in (".", ".."):
+        raise ValueError(f"filename_prefix '{prefix}' must end in a file name (such as 'wan/t2v'), not '{stem}'.")
+    if len(stem.encode()) > longest:
+        raise ValueError(f"filename_prefix '{prefix[:40]}...': the file name '{stem[:40]}...' has {len(stem.encode())} "
+                         f"bytes; at most {longest} fit (the counter and .safetensors are added).")
+    for part in parts[:-1]:
+        if len(part.encode()) > NAME_MAX:
+            raise ValueError(f"filename_prefix '{prefix[:40]}...': the folder name '{part[:40]}...' has "
+                             f"{len(part.encode())} bytes; at most {NAME_MAX} fit.")
+
+
 def write_new_file(directory: Path, prefix: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write `<prefix>_NNNNN.safetensors` under `directory` atomically, never replacing a file."""
     from safetensors.torch import save_file
 
+    check_file_prefix(prefix)
     target_dir = (directory / prefix).parent
     stem = Path(prefix).name
-    if not stem or stem in (".", ".."):
-        raise ValueError(f"'{prefix}' is not a usable file name prefix.")
     target_dir.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target_dir, prefix=f".{stem}.", suffix=".tmp")
     os.close(handle)
