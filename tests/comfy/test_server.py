@@ -81,6 +81,7 @@ def _run(server, prompt):
         ("pyramid_attention_broadcast_wan_t2v.json", "PyramidAttentionBroadcast"),
         ("faster_cache_wan_t2v.json", "FasterCache"),
         ("taylorseer_wan_t2v.json", "TaylorSeer"),
+        ("hybrid_block_cache_wan_t2v.json", "HybridBlockCache"),
     ],
 )
 def test_example_workflow_runs(server, example, method):
