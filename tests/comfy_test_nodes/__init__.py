@@ -283,15 +283,19 @@ def _rss_bytes() -> int:
 
 def cachekit_held() -> dict:
     """What CacheKit holds right now: live sampling runs (and their method state's cache bytes) and live per-branch
-    stores with their tensor bytes, found through the garbage collector."""
+    stores with their tensor bytes, found through the garbage collector; `specs` counts the caches installed on
+    patched models still alive (a positive control: ComfyUI's output cache keeps the last patched models)."""
     import gc
 
-    runs = stores = run_bytes = store_bytes = 0
+    runs = stores = run_bytes = store_bytes = specs = 0
     for obj in gc.get_objects():
         kind = type(obj)
-        if not kind.__module__.endswith(("cache_core.runtime.run", "cache_core.runtime.branches")):
+        module = kind.__dict__.get("__module__")
+        if not isinstance(module, str) or not module.endswith(("cache_core.runtime.run", "cache_core.runtime.branches")):
             continue
-        if kind.__name__ == "SamplingRun":
+        if kind.__name__ == "CacheSpec":  # installed on a patched model (ComfyUI may keep it in its output cache)
+            specs += 1
+        elif kind.__name__ == "SamplingRun":
             runs += 1
             try:
                 run_bytes += int(obj.state.cache_bytes())
@@ -303,7 +307,9 @@ def cachekit_held() -> dict:
                 store_bytes += int(obj.nbytes())
             except Exception:
                 pass
-    return {"runs": runs, "run_cache_bytes": run_bytes, "stores": stores, "store_bytes": store_bytes}
+    modules = sorted(name for name in sys.modules if name.endswith("cache_core.runtime.run"))  # where to look
+    return {"runs": runs, "run_cache_bytes": run_bytes, "stores": stores, "store_bytes": store_bytes, "specs": specs,
+            "modules": modules}
 
 
 def live_tensors() -> dict:
