@@ -53,6 +53,17 @@ class Blueprint:
     ``route``: "config" (detected config, sizes replaced, built by ``supported_model``) or "detection" (ComfyUI's
     detection reads every size from the probe's weights, so the probe's state dict is the checkpoint and ComfyUI's
     loader builds the model; ``supported_model`` is what detection must pick).
+    ``probe`` (config route only): sizes the probe takes instead of ``sizes`` where ComfyUI's detection only knows the
+    family at its real width (Z-Image is the Lumina 2 layout at dim 3840); the probe is on the meta device, so that
+    costs nothing, and the final config still gets ``sizes``.
+    ``metadata`` (detection route only): the checkpoint's ``config.transformer`` safetensors metadata, which ComfyUI's
+    detection lays over what it reads from the weights (Wan FlowRVS and Animate 2 checkpoints name their model_type
+    there; nothing in their weights tells them apart).
+    ``checkpoint_prefix``: what the family's released checkpoints put before the module's keys and its
+    supported_models class strips in process_unet_state_dict (PixelDiT's ``core.``); detection looks for it.
+    ``extra_weights`` (config route): weights outside the diffusion model that the supported_models class's get_model
+    reads from the checkpoint, as {key prefix: (class path, constructor kwargs)}; each module gets seeded random
+    weights (Stable Audio's seconds_start / seconds_total number conditioners).
     """
 
     ldm_class: str  # dotted path of the comfy.ldm class
@@ -61,6 +72,10 @@ class Blueprint:
     layout: dict[str, Any] = dataclasses.field(default_factory=dict)
     params: str | None = None
     route: str = "config"
+    probe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    checkpoint_prefix: str = ""
+    extra_weights: dict[str, tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 def _import(path: str) -> Any:
@@ -83,7 +98,7 @@ def _probe_kwargs(blueprint: Blueprint) -> dict[str, Any]:
     import comfy.supported_models
 
     extra = getattr(comfy.supported_models, blueprint.supported_model).unet_extra_config if blueprint.route == "config" else {}
-    kwargs = {**blueprint.layout, **blueprint.sizes, **extra}
+    kwargs = {**blueprint.layout, **blueprint.sizes, **blueprint.probe, **extra}
     if blueprint.params is None:
         return kwargs
     fields = {f.name: f for f in dataclasses.fields(_import(blueprint.params))}
@@ -118,7 +133,8 @@ def detected_config(blueprint: Blueprint) -> dict[str, Any]:
     """This ComfyUI's own config for the family: detect_unet_config on the probe's state dict."""
     import comfy.model_detection
 
-    config = comfy.model_detection.detect_unet_config(probe_module(blueprint).state_dict(), "")
+    state = {blueprint.checkpoint_prefix + k: v for k, v in probe_module(blueprint).state_dict().items()}
+    config = comfy.model_detection.detect_unet_config(state, "")
     if config is None:
         raise RuntimeError(f"ComfyUI does not detect a {blueprint.ldm_class} state dict")
     return config
@@ -135,9 +151,16 @@ def build(blueprint: Blueprint, seed: int = 0) -> Any:
     import comfy.model_patcher
     import comfy.supported_models
 
-    model_config = getattr(comfy.supported_models, blueprint.supported_model)(tiny_config(blueprint))
+    supported = getattr(comfy.supported_models, blueprint.supported_model)
+    model_config = supported(tiny_config(blueprint))
+    # A supported_models class lays its unet_extra_config over the config; where that fixes widths (Ideogram 4's 18 x 256
+    # heads) the tiny sizes still win, and nothing else of it changes.
+    model_config.unet_config.update({k: v for k, v in blueprint.sizes.items() if k in supported.unet_extra_config})
     model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
+    checkpoint = {}
+    for index, (prefix, (path, kwargs)) in enumerate(sorted(blueprint.extra_weights.items())):
+        checkpoint.update({prefix + k: v for k, v in random_state(_import(path)(**kwargs), seed + 1000 + index).items()})
+    model = model_config.get_model(checkpoint)
     model.diffusion_model.load_state_dict(random_state(model.diffusion_model, seed), strict=True)
     return comfy.model_patcher.ModelPatcher(
         model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
