@@ -177,7 +177,8 @@ class CacheKitTestPauseAt:
 class CacheKitTestSplitCFG:
     """The model with cond and uncond evaluated in separate forwards (split CFG), as ComfyUI does when memory is
     short: during each calc_cond_batch the model reports that joining conditionings needs more memory than any machine
-    has (see harness.tiny_models.force_split_cfg, here per model through a CALC_COND_BATCH wrapper)."""
+    has (see harness.tiny_models.force_split_cfg, here per model through a CALC_COND_BATCH wrapper).
+    COUNTERS["split_refusals"] counts the joins refused since the node last ran (CacheKitTestProbe reports it)."""
 
     KEY = "cachekit_test_split_cfg"
 
@@ -209,6 +210,7 @@ class CacheKitTestSplitCFG:
             finally:
                 del base_model.memory_required
 
+        COUNTERS["split_refusals"] = 0  # counts this prompt's refused joins (the node runs again in every prompt)
         patched = model.clone()
         patched.add_wrapper_with_key(WrappersMP.CALC_COND_BATCH, self.KEY, wrapper)
         return (patched,)
