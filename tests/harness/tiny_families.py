@@ -796,10 +796,12 @@ _add(Family(
     ("transformer.layers",), ("double_block",), False,
     notes="Stable Audio Open 1.0: 1-D 64-channel latent; model_base.StableAudio1 appends the seconds_start / "
           "seconds_total embeddings (768 wide, their number conditioners come from the checkpoint) to the 768-wide text "
-          "tokens and uses them as the global condition (1536); v-prediction; no DIFFUSION_MODEL wrapper",
+          "tokens and uses them as the global condition (1536); v-prediction; no DIFFUSION_MODEL wrapper. The text "
+          "tokens are projected to the model width (project_cond_tokens, read off to_cond_embed): unprojected, the "
+          "768-wide context would give the 64-wide model's cross-attention 24 key heads for 2 query heads",
 ), Blueprint("comfy.ldm.audio.dit.AudioDiffusionTransformer", "StableAudio", dict(
     io_channels=64, embed_dim=64, cond_token_dim=768, global_cond_dim=1536, depth=2, num_heads=2),
-    dict(audio_model="dit1.0"),
+    dict(audio_model="dit1.0", project_cond_tokens=True),
     extra_weights={f"conditioner.conditioners.{name}.": (_NUMBER_CONDITIONER, dict(output_dim=768, min_val=0, max_val=512))
                    for name in ("seconds_start", "seconds_total")}))
 
