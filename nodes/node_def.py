@@ -158,14 +158,24 @@ class NodeDef:
     def validation_message(self, values: dict[str, Any]) -> Optional[str]:
         """A user-facing message when the given widget values are invalid, else None.
 
-        Values that arrive through links are unknown at queue time and are checked when the
-        node runs instead.
+        Values that arrive through links are unknown at queue time: then each value that is known is
+        checked on its own, and what needs several values (a start/end window) is checked when the node
+        runs.
         """
         known = {w.id: values[w.id] for w in self.widgets if w.id in values and values[w.id] is not None}
-        if len(known) != len(self.widgets):
-            return None
         try:
-            self.check(**known)
+            if len(known) == len(self.widgets):
+                self.check(**known)
+            else:
+                self._check_each(known)
         except ValueError as err:
             return f"{self.display_name}: {err}"
         return None
+
+    def _check_each(self, known: dict[str, Any]) -> None:
+        """Check every known widget value by its own setting (ValueError names the input)."""
+        for name, spec in settings_of(self.method.config_type):
+            if name in known:
+                value = spec.check(name, known[name])
+                if name in FILE_NAME_INPUTS:
+                    FILE_NAME_INPUTS[name](value)
