@@ -307,6 +307,9 @@ C = {
     "linked-threshold-nan": fails(FBC, linked(FBC, "threshold", "NaN"), "First Block Cache (CacheKit): threshold must be a finite number between 0 and 1, got nan"),
     "linked-window-reversed": fails(FBC, linked(FBC, "start_percent", "0.9", end_percent=0.1), "start_percent (0.9) must not be greater than end_percent (0.1)"),
     "linked-skip-range-text": fails(PAB, linked(PAB, "spatial_attention_block_skip_range", '"two"'), "spatial_attention_block_skip_range must be a whole number"),
+    "linked-value-with-a-bad-literal-beside-it": refused(FBC, linked(FBC, "threshold", "0.5", max_consecutive_skips=-1), "max_consecutive_skips must be a whole number between 0 and 100, got -1"),
+    "linked-ratios-with-nan-beside-it": refused(MAG, linked(MAG, "ratios", '"wan2.1_t2v_1.3B"', threshold=NAN), "threshold must be a finite number between 0 and 1, got nan"),
+    "linked-good-value": runs(FBC, linked(FBC, "threshold", "0.5"), same_as(lambda: (FBC, good_prompt(FBC)))),
     "linked-ratios-unknown": fails(MAG, linked(MAG, "ratios", '"nope.safetensors"'), "MagCache (CacheKit): MagCache ratio file 'nope.safetensors' was not found"),
     # what only the model tells
     "hybrid-more-blocks-than-the-model": fails(HBC, with_values(HBC, front_blocks=2, back_blocks=2), "front_blocks + back_blocks (2 + 2) must be less than the model's 3 blocks"),
