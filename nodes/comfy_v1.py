@@ -39,17 +39,19 @@ def build_v1_node(definition: NodeDef) -> type:
     def validate(cls, **values: Any) -> bool | str:
         return definition.validation_message(values) or True
 
-    return type(
-        definition.node_id,
-        (),
-        {
-            "__doc__": definition.description,
-            "INPUT_TYPES": classmethod(input_types),
-            "RETURN_TYPES": ("MODEL",),
-            "FUNCTION": "run",
-            "CATEGORY": definition.category,
-            "DESCRIPTION": definition.description,
-            "run": run,
-            "VALIDATE_INPUTS": classmethod(validate),
-        },
-    )
+    def is_changed(cls, **values: Any) -> Any:
+        return definition.fingerprint(values)
+
+    members = {
+        "__doc__": definition.description,
+        "INPUT_TYPES": classmethod(input_types),
+        "RETURN_TYPES": ("MODEL",),
+        "FUNCTION": "run",
+        "CATEGORY": definition.category,
+        "DESCRIPTION": definition.description,
+        "run": run,
+        "VALIDATE_INPUTS": classmethod(validate),
+    }
+    if definition.file_inputs:  # a file replaced under the same name runs the node again
+        members["IS_CHANGED"] = classmethod(is_changed)
+    return type(definition.node_id, (), members)

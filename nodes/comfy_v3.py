@@ -44,16 +44,18 @@ def build_v3_node(definition: NodeDef) -> type:
     def validate_inputs(cls, **values: Any) -> bool | str:
         return definition.validation_message(values) or True
 
-    return type(
-        definition.node_id,
-        (io.ComfyNode,),
-        {
-            "__doc__": definition.description,
-            "define_schema": classmethod(define_schema),
-            "execute": classmethod(execute),
-            "validate_inputs": classmethod(validate_inputs),
-        },
-    )
+    def fingerprint_inputs(cls, **values: Any) -> Any:
+        return definition.fingerprint(values)
+
+    members = {
+        "__doc__": definition.description,
+        "define_schema": classmethod(define_schema),
+        "execute": classmethod(execute),
+        "validate_inputs": classmethod(validate_inputs),
+    }
+    if definition.file_inputs:  # a file replaced under the same name runs the node again
+        members["fingerprint_inputs"] = classmethod(fingerprint_inputs)
+    return type(definition.node_id, (io.ComfyNode,), members)
 
 
 class CacheKitExtension(ComfyExtension):

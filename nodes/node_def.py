@@ -155,6 +155,18 @@ class NodeDef:
             log.warning("CacheKit %s", warning)
         return patched, warnings
 
+    @property
+    def file_inputs(self) -> tuple[str, ...]:
+        """The widgets whose value may name a file (combos whose options are listed anew: the ratio folder)."""
+        return tuple(w.id for w in self.widgets if isinstance(w, ComboInput) and callable(w.options))
+
+    def fingerprint(self, values: dict[str, Any]) -> tuple:
+        """What ComfyUI compares to decide whether the node must run again although its inputs are unchanged: the
+        size and modification time of the files its widgets name (a ratio file replaced under the same name)."""
+        from ..cache_core.ratios.library import file_state
+
+        return tuple(file_state(values[name]) for name in self.file_inputs if name in values)
+
     def validation_message(self, values: dict[str, Any]) -> Optional[str]:
         """A user-facing message when the given widget values are invalid, else None.
 

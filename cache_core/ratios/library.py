@@ -47,6 +47,24 @@ def ratio_choices() -> list[str]:
     return preset_names() + calibration_files()
 
 
+def file_state(choice: str) -> tuple:
+    """What identifies the content of a combo choice: for a calibration file its size and modification time (a file
+    replaced under the same name changes it), for a preset or an unknown name the name alone."""
+    if not isinstance(choice, str) or not choice.endswith(EXTENSION):
+        return (choice,)
+    try:
+        import folder_paths
+    except ImportError:
+        return (choice,)
+    register_folder()
+    path = folder_paths.get_full_path(FOLDER, choice)
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    return (choice,) if stat is None else (choice, stat.st_size, stat.st_mtime_ns)
+
+
 def load_ratios(choice: str) -> tuple[MagRatios, dict[str, str]]:
     """The table for a combo choice: a preset name or a calibration file name (ValueError if unusable)."""
     if not choice.endswith(EXTENSION):
