@@ -387,3 +387,37 @@ def test_bad_input(server, reference, case_id):
 def test_at_least_24_cases_and_every_node_covered():
     assert len(C) >= 24
     assert {case.node for case in C.values()} == set(NODE_IDS)
+
+
+def test_a_ratio_file_replaced_under_the_same_name_is_read_again(server):
+    """ComfyUI serves a prompt whose inputs did not change from its output cache; the MagCache node fingerprints the
+    file it names (size, modification time), so a table replaced on disk under the same name is used by the next
+    prompt, while an untouched file keeps everything cached."""
+    import os
+
+    from safetensors.torch import save_file
+
+    path = server.ratios / "replaced.safetensors"
+
+    def write(value, when):
+        tensors = good_ratios()
+        tensors["ratios.cond"].fill_(value)
+        tensors["ratios.uncond"].fill_(value)
+        save_file(tensors, str(path), metadata=META)
+        os.utime(path, ns=(when, when))
+
+    write(0.999, 1_000_000_000_000_000_000)
+    prompt = wan_prompt((MAG, dict(ratios="replaced.safetensors", threshold=0.1, retention_ratio=0.0, max_skip_steps=3)),
+                        rerun=None)
+    reusing = server.ok(prompt)
+    assert reusing.lines and "computed 6/6" not in reusing.lines[0]
+    untouched = server.ok(prompt)
+    assert untouched.lines == [] and untouched.sha == reusing.sha  # nothing ran again
+    write(0.5, 1_000_000_000_000_000_001)  # a table that allows no reuse at this threshold
+    replaced = server.ok(prompt)
+    assert len(replaced.lines) == 1 and "computed 6/6 steps" in replaced.lines[0]
+    assert replaced.sha == reference_unpatched(server)
+
+
+def reference_unpatched(server) -> str:
+    return server.ok(wan_prompt(name="unpatched_for_replaced")).stats("unpatched_for_replaced")["sha256"]
