@@ -22,6 +22,7 @@ import torch
 
 from ..families.attention_sites import SPATIAL, attention_sites
 from ..families.table import ATTENTION, COND_BATCH, FASTER_CACHE, Family
+from ..runtime import trees
 from ..runtime.attention_hooks import AttentionSite, covers_batch
 from ..runtime.branches import BatchStore
 from ..runtime.forward import ForwardContext
@@ -238,9 +239,23 @@ class FasterCacheRun:
             return
         iteration = self.attention_iteration
         name = (site.key, tuple(sample.shape[1:]))
-        recent = all(self.last_evaluation.get((name, c.uuid)) == iteration - 1 for c in ctx.chunks)
-        previous = self.outputs.get((name, "last"), ctx.chunks) if recent else None
-        self._keep(ctx, name, iteration, previous if previous is not None else out, out)
+        self._keep(ctx, name, iteration, self._previous(ctx, name, iteration, out), out)
+
+    def _previous(self, ctx: ForwardContext, name: Hashable, iteration: int, out: torch.Tensor) -> torch.Tensor:
+        """The "previous" of the new pair, branch by branch: the branch's last output when it is from the
+        evaluation before, else the new output itself (no slope yet). A batched forward can hold a branch
+        computed at the previous evaluation beside one that was estimated there."""
+        recent = [self.last_evaluation.get((name, c.uuid)) == iteration - 1 for c in ctx.chunks]
+        if not any(recent):
+            return out
+        if all(recent):
+            last = self.outputs.get((name, "last"), ctx.chunks)
+            return last if last is not None else out
+        parts = []
+        for chunk, is_recent in zip(ctx.chunks, recent):
+            last = self.outputs.get((name, "last"), (chunk,)) if is_recent else None
+            parts.append(last if last is not None else out[chunk.rows])
+        return trees.cat_rows(parts)
 
     def _keep(self, ctx: ForwardContext, name: Hashable, iteration: int, previous: torch.Tensor, last: torch.Tensor) -> None:
         self.outputs.put((name, "previous"), ctx.chunks, previous)
