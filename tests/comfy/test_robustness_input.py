@@ -421,3 +421,23 @@ def test_a_ratio_file_replaced_under_the_same_name_is_read_again(server):
 
 def reference_unpatched(server) -> str:
     return server.ok(wan_prompt(name="unpatched_for_replaced")).stats("unpatched_for_replaced")["sha256"]
+
+
+def test_the_v1_nodes_check_and_fingerprint_as_the_v3_nodes_do():
+    """The legacy node classes (ComfyUI without the V3 API) share the definitions' checks: the same messages, and
+    IS_CHANGED exactly where the V3 node has fingerprint_inputs."""
+    from cachekit.nodes import NODE_DEFS
+    from cachekit.nodes.comfy_v1 import build_v1_node
+    from cachekit.nodes.comfy_v3 import build_v3_node
+
+    for definition in NODE_DEFS:
+        v1, v3 = build_v1_node(definition), build_v3_node(definition)
+        good = {w.id: w.default for w in definition.widgets}
+        assert v1.VALIDATE_INPUTS(**good) is True and v3.validate_inputs(**good) is True
+        name = definition.widgets[0].id
+        bad = dict(good, **{name: NAN})
+        message = v1.VALIDATE_INPUTS(**bad)
+        assert message == v3.validate_inputs(**bad) and message.startswith(definition.display_name) and name in message
+        assert hasattr(v1, "IS_CHANGED") == ("fingerprint_inputs" in vars(v3)) == (definition.node_id == MAG)
+    mag = build_v1_node(next(d for d in NODE_DEFS if d.node_id == MAG))
+    assert mag.IS_CHANGED(ratios="flux") == (("flux",),)
