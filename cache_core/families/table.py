@@ -164,7 +164,8 @@ def _wan(name: str, cls: str, notes: str = "", **kwargs: Any) -> Family:
 
 def _wan_injecting(name: str, cls: str, what: str, **kwargs: Any) -> Family:
     """A Wan variant that adds into the stream between blocks: no block skipping."""
-    return Family(name=name, module_class=f"comfy.ldm.wan.{cls}", model_tier=DM, attention=_WAN_ATTENTION,
+    kwargs.setdefault("attention", _WAN_ATTENTION)
+    return Family(name=name, module_class=f"comfy.ldm.wan.{cls}", model_tier=DM,
                   reasons={STACK: f"it adds {what} into the stream between blocks, so skipped blocks would miss them"}, **kwargs)
 
 
@@ -222,7 +223,8 @@ FAMILIES: tuple[Family, ...] = (
     _wan_injecting("WanS2V", "model.WanModel_S2V", "audio features"),
     _wan_injecting("WanDancer", "model_wandancer.WanDancerModel", "music features", since_033=True),
     _wan_injecting("WanAnimate", "model_animate.AnimateWanModel", "face-adapter features"),
-    _wan_injecting("WanAnimate2", "model_animate2.WanAnimate2Model", "pose-branch features", since_033=True),
+    _wan_injecting("WanAnimate2", "model_animate2.WanAnimate2Model", "pose-branch features", since_033=True,
+                   attention=_kernel("blocks")),  # its blocks run forward_gen: the attention modules' forward is never entered
     Family(name="WanCausalAR", since_033=True, module_class="comfy.ldm.wan.ar_model.CausalWanModel", model_tier="", cfg_estimation=False,
            reasons={STACK: _KV_CACHE, OUTPUT: _KV_CACHE, ATTENTION: _KV_CACHE, COND_BATCH: _KV_CACHE}),
     # --- Qwen-Image and its relatives ---

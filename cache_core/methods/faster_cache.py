@@ -235,7 +235,7 @@ class FasterCacheRun:
 
     def attention_after(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
         """Keep the computed output as the newest of the pair."""
-        if not self.config.attention_enabled or not isinstance(out, torch.Tensor) or out.shape[0] != sample.shape[0]:
+        if not self.config.attention_enabled or not isinstance(out, torch.Tensor) or not covers_batch(ctx, out):
             return
         iteration = self.attention_iteration
         name = (site.key, tuple(sample.shape[1:]))

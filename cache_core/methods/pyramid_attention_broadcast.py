@@ -151,7 +151,7 @@ class PyramidAttentionBroadcastRun:
 
     def attention_after(self, ctx: ForwardContext, site: AttentionSite, sample: torch.Tensor, out: Any) -> None:
         """Keep the latest output (the cache always holds it, as in diffusers)."""
-        if isinstance(out, torch.Tensor) and out.shape[0] == sample.shape[0] and self.config.kind_active(site.kind):
+        if isinstance(out, torch.Tensor) and covers_batch(ctx, out) and self.config.kind_active(site.kind):
             self.outputs.put((site.key, tuple(sample.shape[1:])), ctx.chunks, out)
 
     def cache_bytes(self) -> int:

@@ -54,6 +54,7 @@ def _ask(key: str, options: Any, site: AttentionSite, sample: Any) -> tuple[Opti
     ctx = forward_context(options, key)
     if ctx is None or not isinstance(sample, torch.Tensor):
         return None, None
+    ctx.scratch["attention_reached"] = True
     if not ctx.caching:
         ctx.count(computed=True)
         return None, None
@@ -217,5 +218,12 @@ def branch_turns(ctx: ForwardContext, branches: BranchStore[AttentionBranch]) ->
 
 
 def covers_batch(ctx: ForwardContext, sample: torch.Tensor) -> bool:
-    """Whether `sample`'s batch is exactly the forward's chunk rows (so rows can be split per branch)."""
-    return sample.shape[0] == ctx.batch
+    """Whether `sample`'s rows are the forward's chunk rows (so rows can be split per branch): a batch
+    on dim 0, or any layout when the forward has one branch (MiniMax packs its stream without a
+    batch axis)."""
+    return len(ctx.chunks) == 1 or sample.shape[0] == ctx.batch
+
+
+def attention_reached(ctx: ForwardContext) -> bool:
+    """Whether any attention hook of this cache saw the forward's context."""
+    return bool(ctx.scratch.get("attention_reached"))

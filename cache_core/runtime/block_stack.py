@@ -191,8 +191,8 @@ def _decide(ctx: ForwardContext, walk: StackWalk, method: StackMethod, args: dic
     if walk.front_start is not None:
         start = run.layout.convert(walk.front_start, walk.front_start_list, at.block_list)
         value = start.get(main) if start else None
-        if isinstance(value, torch.Tensor) and trees.same_structure(args[main], value):
-            front = args[main] - value
+        if value is not None and trees.same_structure(args[main], value):
+            front = trees.first_leaf(trees.subtract(args[main], value))  # LTX-2's (video, audio): the video part decides
         walk.front_start = None
     walk.front = front
     with run.lock:

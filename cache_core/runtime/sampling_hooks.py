@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..families.table import APPLY, ATTENTION, OUTPUT, REPLACE, STACK
-from .attention_hooks import forward_attention_override
+from .attention_hooks import attention_reached, forward_attention_override
 from .block_stack import StackShapeMismatch, forward_was_consistent, stack_reached
 from .forward import BASELINE, forward_signature
 from .install import MINIMUM_COMFYUI
@@ -170,3 +170,6 @@ def _check_reached(run: SamplingRun, ctx: Any) -> None:
                     "or another node replaced every block)")
     elif OUTPUT in sites and not output_reached(ctx):
         run.disable(f"the {family} forward did not go through ComfyUI's DIFFUSION_MODEL wrapper")
+    elif ATTENTION in sites and not attention_reached(ctx):
+        run.disable(f"the {family} attention did not receive CacheKit's run state (this ComfyUI does not pass "
+                    "transformer_options to it)")

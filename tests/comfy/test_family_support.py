@@ -38,6 +38,12 @@ ON = {
     "CacheKitHybridBlockCache": dict(residual_diff_threshold=1.0, warmup_steps=2),
 }
 STEPS = 12
+# Cells the table reaches but a release does not pass CacheKit's run state to: the cache turns itself off
+# there (exact result, one warning naming the family and why). Listed, so that no other cell can hide this way.
+OFF_ON_RELEASE = {
+    ("wan22_s2v", "CacheKitPyramidAttentionBroadcast", "0.3.60"): "attention did not receive CacheKit's run state",
+    ("wan22_s2v", "CacheKitFasterCache", "0.3.60"): "attention did not receive CacheKit's run state",
+}
 CASES = [(name, node_id) for name in tiny_families.FAMILY_NAMES for node_id in NODES]
 
 
@@ -87,6 +93,12 @@ def blocks_of(model, family):
     return [next(block.children()) for bl in family.block_lists for block in getattr(diffusion_model, bl.attr)]
 
 
+def running_release():
+    from harness.comfy_env import comfyui_version, find_comfyui
+
+    return comfyui_version(find_comfyui())
+
+
 def saved_work(report):
     if report.units_total:
         return report.units_computed < report.units_total
@@ -107,6 +119,12 @@ def test_every_cell(loaded, reports, caplog, name, node_id):
         return
     base = sample(model, name)
     assert torch.equal(sample(apply(node_id, model, OFF[node_id]), name), base)
+    off_here = OFF_ON_RELEASE.get((name, node_id, running_release()))
+    if off_here is not None:
+        with caplog.at_level(logging.WARNING, logger="CacheKit"):
+            assert torch.equal(sample(apply(node_id, model, ON[node_id]), name), base)
+        assert [r.getMessage() for r in caplog.records if off_here in r.getMessage() and family.name in r.getMessage()]
+        return
     calls = [0]
     handles = [b.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1)) for b in blocks_of(model, family)]
     try:
