@@ -9,17 +9,91 @@ is the unconditional branch of classifier-free guidance.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 ROOT = Path(__file__).resolve().parent
-CHECKPOINT = ROOT / "model" / "cachekit_bench_flux.safetensors"
 
-CONFIG = dict(heads=2, head_dim=64, depth=3, depth_single=6, context_dim=64, pooled_dim=64, axes=(8, 28, 28), tokens=4)
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One benchmark model: its architecture (Flux, sizes only) and checkpoint."""
+
+    name: str
+    heads: int
+    head_dim: int
+    depth: int  # double-stream blocks
+    depth_single: int  # single-stream blocks
+    axes: tuple[int, int, int]  # RoPE axes, summing to head_dim
+    train_steps: int  # what train_model.py trains by default
+    context_dim: int = 64
+    pooled_dim: int = 64
+    tokens: int = 4
+
+    @property
+    def checkpoint(self) -> Path:
+        return ROOT / "model" / ("cachekit_bench_flux.safetensors" if self.name == "small" else f"cachekit_bench_flux_{self.name}.safetensors")
+
+    @property
+    def hidden(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def blocks(self) -> int:
+        return self.depth + self.depth_single
+
+    def describe(self) -> str:
+        return f"{self.depth} double + {self.depth_single} single blocks, hidden {self.hidden}"
+
+    def __getitem__(self, key: str) -> Any:  # the old CONFIG dict's keys
+        return getattr(self, key)
+
+
+MODELS = {
+    # The first benchmark model: 9 blocks (the existing results were made with it).
+    "small": ModelSpec("small", heads=2, head_dim=64, depth=3, depth_single=6, axes=(8, 28, 28), train_steps=3000),
+    # A deeper, narrower one (less work per step, 3.6 MiB): 24 blocks, so that front/back block choices
+    # (cache-dit's Fn/Bn, CacheKit's Hybrid Block Cache) have room.
+    "deep": ModelSpec("deep", heads=2, head_dim=32, depth=4, depth_single=20, axes=(4, 14, 14), train_steps=4000),
+}
+DEFAULT_MODEL = "deep"
+CONFIG = MODELS["small"]  # kept for callers of the first version
+CHECKPOINT = CONFIG.checkpoint
 IMAGE_SIZE, LATENT_SIZE, CLASSES = 32, 16, ("disc", "stripes", "square", "gradient")
 DATA_SCALE = 2.0  # latents ~ unit variance
+
+
+def boot_comfy_for_benchmark() -> Path:
+    """Import ComfyUI in this process (the test harness' boot, with the benchmark's arguments): on the GPU
+    where there is one, else on the CPU; with PyTorch's scaled_dot_product_attention on both (ComfyUI's
+    default on a GPU; on a CPU it would pick its sub-quadratic attention), so that ComfyUI and diffusers
+    run the same attention kernel and the block-work count sees every attention call."""
+    import sys
+
+    from harness import comfy_env
+
+    if comfy_env._booted is not None:
+        return comfy_env._booted
+    root = comfy_env.find_comfyui()
+    if root is None:
+        raise RuntimeError("no ComfyUI checkout found ($COMFYUI_PATH, ~/ComfyUI, .comfyui)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "bench", "--use-pytorch-cross-attention"] + ([] if torch.cuda.is_available() else ["--cpu"])
+    try:
+        import comfy.options
+
+        comfy.options.enable_args_parsing()
+        import comfy.model_management  # noqa: F401  (parses the arguments)
+        import comfy.sample  # noqa: F401
+    finally:
+        sys.argv = saved_argv
+    comfy_env._booted = root
+    return root
 
 
 def embedding_matrix() -> torch.Tensor:
@@ -66,19 +140,19 @@ def procedural_images(labels: torch.Tensor, generator: torch.Generator) -> torch
     return fg * mask + bg * (1 - mask)
 
 
-def class_prompts() -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed "text" tokens [C, T, D] and pooled vectors [C, P] per class."""
+def class_prompts(spec: ModelSpec = CONFIG) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed "text" tokens [C, T, D] and pooled vectors [C, P] per class (the same for every model spec)."""
     generator = torch.Generator().manual_seed(99)
-    tokens = torch.randn(len(CLASSES), CONFIG["tokens"], CONFIG["context_dim"], generator=generator)
-    pooled = torch.randn(len(CLASSES), CONFIG["pooled_dim"], generator=generator)
+    tokens = torch.randn(len(CLASSES), spec.tokens, spec.context_dim, generator=generator)
+    pooled = torch.randn(len(CLASSES), spec.pooled_dim, generator=generator)
     return tokens, pooled
 
 
-def make_diffusers_model() -> Any:
+def make_diffusers_model(spec: ModelSpec = CONFIG) -> Any:
     """The architecture in diffusers (FluxTransformer2DModel, no guidance embedding: real CFG)."""
     from diffusers import FluxTransformer2DModel
 
-    c = CONFIG
+    c = spec
     return FluxTransformer2DModel(
         patch_size=1, in_channels=64, num_layers=c["depth"], num_single_layers=c["depth_single"], attention_head_dim=c["head_dim"],
         num_attention_heads=c["heads"], joint_attention_dim=c["context_dim"], pooled_projection_dim=c["pooled_dim"],
@@ -86,13 +160,13 @@ def make_diffusers_model() -> Any:
     )
 
 
-def comfy_config() -> dict[str, Any]:
+def comfy_config(spec: ModelSpec = CONFIG) -> dict[str, Any]:
     """ComfyUI's Flux unet config for the same architecture."""
-    c = CONFIG
+    c = spec
     return dict(
         image_model="flux", in_channels=16, out_channels=16, vec_in_dim=c["pooled_dim"], context_in_dim=c["context_dim"],
         hidden_size=c["heads"] * c["head_dim"], mlp_ratio=4.0, num_heads=c["heads"], depth=c["depth"], depth_single_blocks=c["depth_single"],
-        axes_dim=list(c["axes"]), theta=10000, patch_size=2, qkv_bias=True, guidance_embed=False,
+        axes_dim=list(c["axes"]), theta=10000, patch_size=2, qkv_bias=True, guidance_embed=False, txt_ids_dims=[],
     )
 
 
@@ -103,17 +177,19 @@ def to_comfy_state_dict(diffusers_state: dict[str, torch.Tensor]) -> dict[str, t
     return comfy.model_detection.convert_diffusers_mmdit({k: v.detach().clone() for k, v in diffusers_state.items()}, "")
 
 
-def load_comfy_model(path: Path = CHECKPOINT, dtype: torch.dtype = torch.float32) -> Any:
+def load_comfy_model(spec: ModelSpec = CONFIG, dtype: torch.dtype = torch.float32) -> Any:
     """The checkpoint as a ComfyUI MODEL (ModelPatcher), built through ComfyUI's Flux classes."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
     from safetensors.torch import load_file
 
-    model_config = comfy.supported_models.Flux(comfy_config())
+    path = spec.checkpoint
+    model_config = comfy.supported_models.Flux(comfy_config(spec))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({})
-    missing, unexpected = model.diffusion_model.load_state_dict({k: v.to(dtype) for k, v in load_file(str(path)).items()}, strict=False)
+    state = model_config.process_unet_state_dict(load_file(str(path)))  # ComfyUI's own key updates (0.33: norm .scale -> .weight)
+    missing, unexpected = model.diffusion_model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"{path.name} does not match the benchmark architecture: missing {missing}, unexpected {unexpected}")
     return comfy.model_patcher.ModelPatcher(
@@ -121,16 +197,15 @@ def load_comfy_model(path: Path = CHECKPOINT, dtype: torch.dtype = torch.float32
     )
 
 
-def load_diffusers_model(path: Path = CHECKPOINT, dtype: torch.dtype = torch.float32) -> Any:
+def load_diffusers_model(spec: ModelSpec = CONFIG, dtype: torch.dtype = torch.float32) -> Any:
     """The checkpoint in diffusers, mapped back with ComfyUI's own diffusers <-> Flux key map."""
+    import comfy.supported_models
     import comfy.utils
     from safetensors.torch import load_file
 
-    comfy_state = load_file(str(path))
-    key_map = comfy.utils.flux_to_diffusers(
-        {"depth": CONFIG["depth"], "depth_single_blocks": CONFIG["depth_single"], "hidden_size": CONFIG["heads"] * CONFIG["head_dim"]}
-    )
-    model = make_diffusers_model()
+    comfy_state = comfy.supported_models.Flux(comfy_config(spec)).process_unet_state_dict(load_file(str(spec.checkpoint)))
+    key_map = comfy.utils.flux_to_diffusers({"depth": spec.depth, "depth_single_blocks": spec.depth_single, "hidden_size": spec.hidden})
+    model = make_diffusers_model(spec)
     state = {}
     for diffusers_key in model.state_dict():
         target = key_map[diffusers_key]

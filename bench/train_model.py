@@ -1,11 +1,13 @@
-"""Train the benchmark model (bench/model/cachekit_bench_flux.safetensors) from scratch.
+"""Train a benchmark model (bench/model/cachekit_bench_flux*.safetensors) from scratch.
 
 A small Flux-architecture transformer (diffusers' FluxTransformer2DModel; see benchmark_model.py)
 learns rectified flow on procedural class-conditional images, with 10% of prompts dropped for
 classifier-free guidance. Fixed seeds and a fixed thread count make the run reproducible on one
 machine (CPU float arithmetic may differ in the last bits across CPUs and torch builds).
 The checkpoint is saved in fp16 in ComfyUI's Flux key layout (ComfyUI's own converter).
-Usage: python3 bench/train_model.py [--steps 3000] [--batch 16]   (about 8 minutes on 2 idle CPU cores)
+Usage: python3 bench/train_model.py [--model deep|small] [--steps N] [--batch 16]
+  --model small: the first benchmark model, 9 blocks, 3000 steps (about 8 minutes on 2 idle CPU cores);
+  --model deep (default): 24 blocks, 4000 steps (about 25 minutes on 2 shared CPU cores; see results.md).
 """
 from __future__ import annotations
 
@@ -41,22 +43,27 @@ def image_ids(h: int, w: int) -> torch.Tensor:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--model", choices=sorted(bm.MODELS), default=bm.DEFAULT_MODEL)
+    parser.add_argument("--steps", type=int, default=None, help="default: the model spec's train_steps")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=bm.CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=None, help="default: the model spec's checkpoint")
     args = parser.parse_args()
+    spec = bm.MODELS[args.model]
+    args.steps = args.steps or spec.train_steps
+    args.out = args.out or spec.checkpoint
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormal weights/gradients made CPU training up to 10x slower
     torch.manual_seed(0)
     boot_comfy()  # for ComfyUI's key converter
 
-    model = bm.make_diffusers_model().train()
+    model = bm.make_diffusers_model(spec).train()
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    tokens, pooled = bm.class_prompts()
+    tokens, pooled = bm.class_prompts(spec)
     data_gen, noise_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    img_ids, txt_ids = image_ids(bm.LATENT_SIZE, bm.LATENT_SIZE), torch.zeros(bm.CONFIG["tokens"], 3)
+    img_ids, txt_ids = image_ids(bm.LATENT_SIZE, bm.LATENT_SIZE), torch.zeros(spec.tokens, 3)
     started, running = time.time(), None
     for step in range(1, args.steps + 1):
         labels = torch.randint(0, len(bm.CLASSES), (args.batch,), generator=data_gen)
@@ -88,10 +95,12 @@ def main() -> int:
 
     from safetensors.torch import save_file
 
-    state = {k: v.to(torch.float16).contiguous() for k, v in bm.to_comfy_state_dict(ema).items()}
+    comfy_state = bm.to_comfy_state_dict(ema)
+    state = {k: comfy_state[k].to(torch.float16).contiguous() for k in sorted(comfy_state)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(args.out), metadata={"architecture": "flux", "trained_steps": str(args.steps), "made_by": "bench/train_model.py"})
-    print(f"saved {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
+    save_file(state, str(args.out), metadata={"made_by": f"bench/train_model.py --model {args.model} --steps {args.steps} "
+                                                         f"({spec.describe()}, ComfyUI Flux key layout)"})
+    print(f"saved {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB) after {time.time() - started:.0f} s")
     return 0
 
 
