@@ -1,1 +1,1 @@
-"""MagCache magnitude-ratio tables: built-in presets (and, later, calibration files)."""
+"""MagCache magnitude-ratio tables: the table type, built-in presets, calibration and its file format."""

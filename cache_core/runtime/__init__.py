@@ -1,2 +1,3 @@
-"""Glue between the caching methods and ComfyUI: per-run state, the step clock, per-branch
-state, the run report, and the installation of wrappers and block patches on a cloned model."""
+"""Glue between the caching methods and ComfyUI: installation on a cloned model, the per-run state
+and the per-call forward context, the step clock, the segmented block stack, the model level,
+attention hooks, CFG estimation, per-branch storage and the run report."""
