@@ -22,3 +22,15 @@ def tiny():
 
     return tiny_models
 
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A headless ComfyUI server with CacheKit, one per test module (harness.robustness.RobustServer)."""
+    from harness.robustness import RobustServer
+
+    srv = RobustServer()
+    try:
+        yield srv
+    finally:
+        srv.stop()

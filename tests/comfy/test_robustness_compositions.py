@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from harness.robustness import (
-    DISPLAY, LORA, NODE_IDS, OFF, REUSING, Graph, RobustServer, WanChain, ksampler, wan_chain, wan_prompt,
+    DISPLAY, LORA, NODE_IDS, OFF, REUSING, Graph, WanChain, ksampler, wan_chain, wan_prompt,
     widget_defaults,
 )
 
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.server
 
 FBC, PAB, FC, TS, MAG, CAL, HBC = NODE_IDS
 STEPS = 6
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RobustServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from harness.robustness import (
-    DISPLAY, NODE_IDS, REUSING, Graph, RobustServer, node_of, wan_prompt, widget_defaults,
+    DISPLAY, NODE_IDS, REUSING, Graph, node_of, wan_prompt, widget_defaults,
 )
 
 pytestmark = pytest.mark.server
@@ -28,15 +28,6 @@ pytestmark = pytest.mark.server
 NAN, INF = float("nan"), float("inf")
 FBC, PAB, FC, TS, MAG, CAL, HBC = NODE_IDS
 META = {"format": "cachekit.magcache.v2", "level": "blocks", "complete": "true", "family": "Wan"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RobustServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

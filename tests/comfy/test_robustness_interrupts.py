@@ -23,15 +23,6 @@ STEPS = 8
 CAL = "CacheKitMagCacheCalibrate"
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = RobustServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
 def settings(node: str, placement: str) -> dict:
     values = dict(REUSING[node])
     if node == CAL:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.comfy_env import comfyui_version, find_comfyui
-from harness.robustness import NODE_IDS, REUSING, RobustServer, wan_chain, ksampler
+from harness.robustness import NODE_IDS, REUSING, wan_chain, ksampler
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -56,15 +56,6 @@ def prompt_of(label: str, index: int, deep: bool) -> dict:
     if deep:  # a gc over the whole server takes a while: only where memory is measured
         chain.graph.add("CacheKitTestProbe", node_id="probe", label=f"{index}:{label}", deep=True, after=[sampler, 0])
     return chain.graph.prompt()
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RobustServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def test_one_hundred_prompts(server):

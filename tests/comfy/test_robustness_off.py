@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from harness.robustness import NODE_IDS, OFF, RobustServer, wan_prompt
+from harness.robustness import NODE_IDS, OFF, wan_prompt
 
 pytestmark = pytest.mark.server
 
@@ -36,15 +36,6 @@ OTHER_WAYS_OFF = {
                                           steps_computation_policy="static", max_continuous_cached_steps=1,
                                           max_cached_steps=0, warmup_steps=6)),
 }
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = RobustServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
